@@ -1,0 +1,230 @@
+/*
+ * chunk.c — the chunk reservation and each chunk's state.
+ *
+ * Layer: core.  Owns the address space reserved at start-up, the bitmap of available chunks,
+ * the quarantine list and the dead-range records that let the fault handler say which
+ * region a faulted address belonged to.  Implements the chunk lifecycle of internal.h:
+ * acquire (available -> live), fault and quarantine (live -> quarantined) and release
+ * (quarantined -> available, after a scan).
+ *
+ * The bitmap and lists are under core.lock; system calls are made outside it.  Faulting is
+ * one mmap(MAP_FIXED, PROT_NONE, MAP_NORESERVE) per contiguous range: the kernel drops the
+ * pages and the new mapping has the reservation's own flags, so it merges with faulted and
+ * never-used neighbours and the process does not run out of mappings (vm.max_map_count).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static struct fixed_pool dead_range_pool = FIXED_POOL_INIT(struct dead_range);
+
+static inline bool bit_test(const uint64_t *bits, uint32_t i)
+{
+    return (bits[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void bit_set(uint64_t *bits, uint32_t i)
+{
+    bits[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+static inline void bit_clear(uint64_t *bits, uint32_t i)
+{
+    bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+/* First run of count available chunks at or after from; UINT32_MAX if none. */
+static uint32_t find_available_run(uint32_t from, uint32_t count)
+{
+    uint32_t run_start = from, run_length = 0;
+    for (uint32_t i = from; i < core.chunk_count;) {
+        uint64_t word = ~core.taken[i >> 6] >> (i & 63);
+        if (run_length == 0 && word == 0) {
+            i = (i | 63) + 1; /* nothing available in the rest of this word */
+            continue;
+        }
+        if (word & 1) {
+            if (run_length++ == 0)
+                run_start = i;
+            if (run_length == count)
+                return run_start;
+        } else {
+            run_length = 0;
+        }
+        i++;
+    }
+    return UINT32_MAX;
+}
+
+bool chunk_acquire(uint32_t count, uint32_t *index)
+{
+    spin_lock_acquire(&core.lock);
+    uint32_t start = find_available_run(core.search_hint, count);
+    if (start == UINT32_MAX && core.search_hint != 0)
+        start = find_available_run(0, count);
+    if (start == UINT32_MAX) {
+        spin_lock_release(&core.lock);
+        return false;
+    }
+    for (uint32_t i = start; i < start + count; i++)
+        bit_set(core.taken, i);
+    if (start == core.search_hint && count == 1)
+        core.search_hint = start + 1;
+    spin_lock_release(&core.lock);
+
+    char *address = chunk_address(start);
+    size_t bytes = (size_t)count << core.chunk_shift;
+    if (mprotect(address, bytes, PROT_READ | PROT_WRITE) != 0) {
+        spin_lock_acquire(&core.lock);
+        for (uint32_t i = start; i < start + count; i++)
+            bit_clear(core.taken, i);
+        spin_lock_release(&core.lock);
+        return false;
+    }
+
+    uint64_t fresh = 0;
+    for (uint32_t i = start; i < start + count; i++) {
+        struct chunk_meta *meta = &core.chunks[i];
+        fresh += !meta->ever_used;
+        meta->ever_used = 1;
+        meta->state = CHUNK_LIVE;
+        meta->span_chunks = i == start ? count : 0;
+        meta->span_head = start;
+        meta->next = 0;
+        meta->owner_start = 0;
+        meta->faulted_end = 0;
+    }
+    stats_add(&core.counters.chunks_mapped, fresh);
+    stats_add(&core.counters.chunks_reused, count - fresh);
+    *index = start;
+    return true;
+}
+
+void chunk_fault_range(uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return;
+    int result;
+    if (core.options.on_dangling == ON_DANGLING_RECOVER) {
+        /* Recover mode keeps the contents: a dangling access is reported, then the page is
+         * made accessible again and the program reads what it would have read. */
+        result = mprotect((void *)start, end - start, PROT_NONE);
+    } else {
+        void *p = mmap((void *)start, end - start, PROT_NONE,
+                       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        result = p == MAP_FAILED ? -1 : 0;
+    }
+    if (result != 0) {
+        /* Out of mappings: at least drop the contents so a dangling read sees zeroes. */
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+    stats_add(&core.counters.fault_calls, 1);
+    stats_add(&core.counters.bytes_faulted, end - start);
+}
+
+void chunk_record_dead_range(uint32_t head, const struct dead_range *range)
+{
+    struct dead_range *record = fixed_pool_alloc(&dead_range_pool);
+    if (record == NULL)
+        return; /* the report then says the region is unknown; safety is unaffected */
+    *record = *range;
+    spin_lock_acquire(&core.lock);
+    record->next = core.chunks[head].dead_ranges;
+    __atomic_store_n(&core.chunks[head].dead_ranges, record, __ATOMIC_RELEASE);
+    spin_lock_release(&core.lock);
+}
+
+void chunk_quarantine(uint32_t head)
+{
+    struct chunk_meta *meta = &core.chunks[head];
+    uint32_t count = meta->span_chunks;
+    spin_lock_acquire(&core.lock);
+    for (uint32_t i = head; i < head + count; i++) {
+        core.chunks[i].state = CHUNK_QUARANTINED;
+        core.chunks[i].faulted_end = (uint32_t)core.chunk_size;
+    }
+    meta->next = core.quarantine_head;
+    core.quarantine_head = head + 1;
+    core.quarantine_bytes += (uint64_t)count << core.chunk_shift;
+    core.counters.chunks_quarantined += count;
+    spin_lock_release(&core.lock);
+}
+
+void chunk_release(uint32_t head)
+{
+    struct chunk_meta *meta = &core.chunks[head];
+    uint32_t count = meta->span_chunks;
+    struct dead_range *ranges;
+    spin_lock_acquire(&core.lock);
+    ranges = meta->dead_ranges;
+    meta->dead_ranges = NULL;
+    for (uint32_t i = head; i < head + count; i++) {
+        core.chunks[i].state = CHUNK_AVAILABLE;
+        bit_clear(core.taken, i);
+    }
+    if (head < core.search_hint)
+        core.search_hint = head;
+    core.quarantine_bytes -= (uint64_t)count << core.chunk_shift;
+    core.counters.chunks_released += count;
+    spin_lock_release(&core.lock);
+    while (ranges) {
+        struct dead_range *next = ranges->next;
+        fixed_pool_free(&dead_range_pool, ranges);
+        ranges = next;
+    }
+}
+
+static const struct chunk_meta *span_head_of(uint32_t index)
+{
+    return &core.chunks[core.chunks[index].span_head];
+}
+
+bool chunk_address_is_dead(const void *p)
+{
+    uint32_t index = chunk_index_of(p);
+    const struct chunk_meta *meta = &core.chunks[index];
+    if (meta->state != CHUNK_LIVE)
+        return true;
+    uintptr_t offset = ((uintptr_t)p - core.base) & (core.chunk_size - 1);
+    return offset < meta->faulted_end;
+}
+
+bool dangling_lookup(uintptr_t address, struct dangling_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->address = address;
+    if (!core.initialized || address - core.base >= core.size)
+        return false;
+    uint32_t index = chunk_index_of((void *)address);
+    if (!core.chunks[index].ever_used)
+        return false; /* never handed out: a wild pointer, not a dangling one */
+    const struct chunk_meta *head = span_head_of(index);
+    for (const struct dead_range *r = __atomic_load_n(&head->dead_ranges, __ATOMIC_ACQUIRE); r;
+         r = r->next) {
+        if (address >= r->start && address < r->end) {
+            info->found_range = true;
+            info->range = *r;
+            info->range.next = NULL;
+            return true;
+        }
+    }
+    /* Faulted space with no record (a never-used tail retired with its chunk). */
+    return core.chunks[index].state == CHUNK_QUARANTINED || chunk_address_is_dead((void *)address);
+}
+
+void chunk_fork_child(void)
+{
+    spin_lock_reset(&dead_range_pool.lock);
+}
+
+void chunk_lock_pools(void)
+{
+    spin_lock_acquire(&dead_range_pool.lock);
+}
+
+void chunk_unlock_pools(void)
+{
+    spin_lock_release(&dead_range_pool.lock);
+}

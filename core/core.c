@@ -1,0 +1,157 @@
+/*
+ * core.c — start-up of the core and the thread records.
+ *
+ * Layer: core.  core_init reserves the chunk address space (PROT_NONE, MAP_NORESERVE,
+ * aligned to the chunk size) and maps the chunk table and bitmap as metadata.  Thread
+ * records (thread_state) are created when a thread first opens a region and retired at
+ * thread exit, when their open regions end and their counters fold into the global ones;
+ * records are recycled, never unmapped, so a stale pointer to one stays harmless.
+ * Fork: every lock is taken before fork and released after it in both processes, so the
+ * child never inherits a lock held by a thread that does not exist there.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct core core;
+
+static struct fixed_pool thread_pool = FIXED_POOL_INIT(struct thread_state);
+
+static unsigned log2_exact(size_t x)
+{
+    return (unsigned)__builtin_ctzll((unsigned long long)x);
+}
+
+bool core_init(const struct options *options, char *error, size_t error_len)
+{
+    if (core.initialized)
+        return true;
+    core.options = *options;
+    core.chunk_size = options->chunk_size;
+    core.chunk_shift = log2_exact(options->chunk_size);
+    core.small_max = options->chunk_size / 4;
+
+    /* Over-reserve by one chunk so the base can be aligned to the chunk size. */
+    size_t bytes = align_up(options->reserve, options->chunk_size);
+    void *raw = mmap(NULL, bytes + options->chunk_size, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+        snprintf(error, error_len,
+                 "cannot reserve %zu bytes of address space for chunks (%s); lower it with "
+                 "ARENASHIM_OPTIONS=reserve=64G", bytes, strerror(errno));
+        return false;
+    }
+    uintptr_t base = align_up((uintptr_t)raw, options->chunk_size);
+    if (base != (uintptr_t)raw)
+        munmap(raw, base - (uintptr_t)raw);
+    uintptr_t raw_end = (uintptr_t)raw + bytes + options->chunk_size;
+    if (raw_end != base + bytes)
+        munmap((void *)(base + bytes), raw_end - (base + bytes));
+
+    core.chunk_count = (uint32_t)(bytes >> core.chunk_shift);
+    core.chunks = metadata_map((size_t)core.chunk_count * sizeof(struct chunk_meta));
+    size_t bitmap_words = (core.chunk_count + 63) / 64;
+    core.taken = metadata_map(bitmap_words * sizeof(uint64_t));
+    if (core.chunks == NULL || core.taken == NULL) {
+        munmap((void *)base, bytes);
+        snprintf(error, error_len, "cannot map %u chunk records (%s); lower reserve or raise "
+                 "chunk_size", core.chunk_count, strerror(errno));
+        return false;
+    }
+    /* Both stay untouched (no RSS) until their chunks are first used: the bitmap marks
+     * taken chunks, so zero means available; only the bits past the last chunk are set. */
+    if (core.chunk_count % 64)
+        core.taken[bitmap_words - 1] = ~(((uint64_t)1 << (core.chunk_count % 64)) - 1);
+
+    core.size = bytes;
+    __atomic_store_n(&core.base, base, __ATOMIC_RELEASE);
+    __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
+    return true;
+}
+
+struct thread_state *thread_state_create(pid_t tid)
+{
+    struct thread_state *thread = NULL;
+    spin_lock_acquire(&core.threads_lock);
+    if (core.free_threads) {
+        thread = core.free_threads;
+        core.free_threads = thread->next_free;
+    }
+    spin_lock_release(&core.threads_lock);
+    if (thread == NULL) {
+        thread = fixed_pool_alloc(&thread_pool);
+        if (thread == NULL)
+            return NULL;
+        spin_lock_acquire(&core.threads_lock);
+        thread->next_all = core.all_threads;
+        core.all_threads = thread;
+        spin_lock_release(&core.threads_lock);
+    }
+    thread->innermost = NULL;
+    thread->depth = 0;
+    thread->spare_count = 0;
+    memset(&thread->counters, 0, sizeof thread->counters);
+    thread->tid = tid;
+    thread->number = __atomic_fetch_add(&core.next_thread_number, 1, __ATOMIC_RELAXED);
+    thread->next_free = NULL;
+    __atomic_store_n(&thread->alive, true, __ATOMIC_RELEASE);
+    return thread;
+}
+
+void thread_state_exit(struct thread_state *thread)
+{
+    while (region_end(thread, 0)) {
+    }
+    /* Spare tails: fault the untouched rest too and quarantine the chunk. */
+    for (unsigned i = 0; i < thread->spare_count; i++) {
+        uint32_t index = thread->spares[i].chunk;
+        uintptr_t chunk = (uintptr_t)chunk_address(index);
+        uintptr_t start = chunk + (core.options.partial_reuse ? 0 : thread->spares[i].offset);
+        chunk_fault_range(start, chunk + core.chunk_size);
+        chunk_quarantine(index);
+    }
+    thread->spare_count = 0;
+
+    spin_lock_acquire(&core.threads_lock);
+    __atomic_store_n(&thread->alive, false, __ATOMIC_RELEASE);
+    stats_fold_thread(&thread->counters);
+    memset(&thread->counters, 0, sizeof thread->counters);
+    thread->next_free = core.free_threads;
+    core.free_threads = thread;
+    spin_lock_release(&core.threads_lock);
+}
+
+void core_lock_all(void)
+{
+    spin_lock_acquire(&thread_pool.lock);
+    region_lock_pools();
+    chunk_lock_pools();
+    spin_lock_acquire(&core.threads_lock);
+    spin_lock_acquire(&core.lock);
+}
+
+void core_unlock_all(void)
+{
+    spin_lock_release(&core.lock);
+    spin_lock_release(&core.threads_lock);
+    chunk_unlock_pools();
+    region_unlock_pools();
+    spin_lock_release(&thread_pool.lock);
+}
+
+void core_fork_child(struct thread_state *survivor)
+{
+    core_unlock_all();
+    metadata_fork_child();
+    /* The other threads are gone: their records stop counting as alive (their open regions
+     * keep their memory, which the child may still reach through the parent's pointers). */
+    for (struct thread_state *t = core.all_threads; t; t = t->next_all)
+        if (t != survivor && t->alive) {
+            t->alive = false;
+            stats_fold_thread(&t->counters);
+            memset(&t->counters, 0, sizeof t->counters);
+        }
+}

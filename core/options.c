@@ -1,0 +1,264 @@
+/*
+ * options.c — parsing and validating ARENASHIM_OPTIONS.
+ *
+ * Layer: core, no interposition and no allocation: it runs from the preload's constructor,
+ * possibly before the C library has finished starting up.  Every key of the design brief is
+ * known; an unknown key, a malformed pair or a value out of range is an error whose message
+ * names the key and the accepted form.  Defaults are the ones measured in bench/ and
+ * explained in docs/design.md.
+ */
+#include "options.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+#define GIB ((size_t)1 << 30)
+#define TIB ((size_t)1 << 40)
+
+void options_set_defaults(struct options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->chunk_size = 1 * MIB;
+    options->reserve = 256 * GIB;
+    options->on_dangling = ON_DANGLING_ABORT;
+    options->partial_reuse = false;
+    options->quarantine_max = 1 * GIB;
+    options->scan = true;
+    options->exclude_count = 2;
+    strcpy(options->exclude[0], "libc.so.6");
+    strcpy(options->exclude[1], "ld-linux-x86-64.so.2");
+    options->trace_allocs = 0;
+    options->verbose = 0;
+}
+
+bool options_parse_size(const char *text, size_t len, size_t *value)
+{
+    size_t i = 0, number = 0;
+    if (len == 0)
+        return false;
+    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+        size_t digit = (size_t)(text[i] - '0');
+        if (number > (SIZE_MAX - digit) / 10)
+            return false;
+        number = number * 10 + digit;
+    }
+    if (i == 0)
+        return false;
+    size_t unit = 1;
+    if (i < len) {
+        switch (text[i]) {
+        case 'k': case 'K': unit = KIB; break;
+        case 'm': case 'M': unit = MIB; break;
+        case 'g': case 'G': unit = GIB; break;
+        case 't': case 'T': unit = TIB; break;
+        default: return false;
+        }
+        i++;
+        /* Accept "4M", "4MB" and "4MiB" alike. */
+        if (i < len && (text[i] == 'i' || text[i] == 'I'))
+            i++;
+        if (i < len && (text[i] == 'b' || text[i] == 'B'))
+            i++;
+    }
+    if (i != len)
+        return false;
+    if (number != 0 && unit > SIZE_MAX / number)
+        return false;
+    *value = number * unit;
+    return true;
+}
+
+static bool fail(char *error, size_t error_len, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(error, error_len, format, args);
+    va_end(args);
+    return false;
+}
+
+static bool value_is(const char *value, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(value, word, len) == 0;
+}
+
+static bool parse_bool(const char *value, size_t len, bool *out)
+{
+    if (value_is(value, len, "1") || value_is(value, len, "on") || value_is(value, len, "true")) {
+        *out = true;
+        return true;
+    }
+    if (value_is(value, len, "0") || value_is(value, len, "off") || value_is(value, len, "false")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static bool parse_unsigned(const char *value, size_t len, uint64_t *out)
+{
+    uint64_t number = 0;
+    if (len == 0 || len > 19)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] < '0' || value[i] > '9')
+            return false;
+        number = number * 10 + (uint64_t)(value[i] - '0');
+    }
+    *out = number;
+    return true;
+}
+
+static bool copy_path(char *dest, const char *value, size_t len)
+{
+    if (len == 0 || len >= OPTIONS_PATH_MAX || memchr(value, '\0', len))
+        return false;
+    memcpy(dest, value, len);
+    dest[len] = '\0';
+    return true;
+}
+
+static bool parse_exclude(struct options *options, const char *value, size_t len)
+{
+    unsigned count = 0;
+    size_t start = 0;
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && value[i] != ':')
+            continue;
+        size_t name_len = i - start;
+        if (name_len == 0 || name_len >= OPTIONS_MODULE_NAME_MAX || count == OPTIONS_EXCLUDE_MAX)
+            return false;
+        memcpy(options->exclude[count], value + start, name_len);
+        options->exclude[count][name_len] = '\0';
+        count++;
+        start = i + 1;
+    }
+    options->exclude_count = count;
+    return true;
+}
+
+static bool is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+static bool apply_pair(struct options *options, const char *key, size_t key_len, const char *value,
+                       size_t value_len, char *error, size_t error_len)
+{
+    int kl = (int)key_len, vl = (int)value_len;
+    size_t size;
+    uint64_t number;
+
+#define KEY(word) value_is(key, key_len, word)
+    if (KEY("chunk_size")) {
+        if (!options_parse_size(value, value_len, &size) || !is_power_of_two(size) ||
+            size < 64 * KIB || size > 1 * GIB)
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: chunk_size=%.*s: expected a power of two from 64K to 1G, "
+                        "e.g. chunk_size=1M", vl, value);
+        options->chunk_size = size;
+    } else if (KEY("reserve")) {
+        if (!options_parse_size(value, value_len, &size) || size < 64 * MIB || size > 64 * TIB)
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: reserve=%.*s: expected a size from 64M to 64T, "
+                        "e.g. reserve=256G", vl, value);
+        options->reserve = size;
+    } else if (KEY("on_dangling")) {
+        if (value_is(value, value_len, "abort"))
+            options->on_dangling = ON_DANGLING_ABORT;
+        else if (value_is(value, value_len, "recover"))
+            options->on_dangling = ON_DANGLING_RECOVER;
+        else
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: on_dangling=%.*s: expected 'abort' or 'recover'", vl, value);
+    } else if (KEY("partial_reuse")) {
+        if (!parse_bool(value, value_len, &options->partial_reuse))
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: partial_reuse=%.*s: expected 0 or 1", vl, value);
+    } else if (KEY("quarantine_max")) {
+        if (!options_parse_size(value, value_len, &size) || size == 0)
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: quarantine_max=%.*s: expected a non-zero size, "
+                        "e.g. quarantine_max=1G", vl, value);
+        options->quarantine_max = size;
+    } else if (KEY("scan")) {
+        if (!parse_bool(value, value_len, &options->scan))
+            return fail(error, error_len, "ARENASHIM_OPTIONS: scan=%.*s: expected 'on' or 'off'", vl,
+                        value);
+    } else if (KEY("exclude")) {
+        if (!parse_exclude(options, value, value_len))
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: exclude=%.*s: expected up to %d module file names "
+                        "separated by ':', e.g. exclude=libc.so.6:libfoo.so",
+                        vl, value, OPTIONS_EXCLUDE_MAX);
+    } else if (KEY("stats")) {
+        if (!parse_bool(value, value_len, &options->stats))
+            return fail(error, error_len, "ARENASHIM_OPTIONS: stats=%.*s: expected 0 or 1", vl, value);
+    } else if (KEY("stats_json")) {
+        if (!copy_path(options->stats_json, value, value_len))
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: stats_json=%.*s: expected a file path "
+                        "('%%p' stands for the process id)", vl, value);
+    } else if (KEY("log_path")) {
+        if (!copy_path(options->log_path, value, value_len))
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: log_path=%.*s: expected a file path "
+                        "('%%p' stands for the process id)", vl, value);
+    } else if (KEY("trace_allocs")) {
+        if (!parse_unsigned(value, value_len, &number))
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: trace_allocs=%.*s: expected 0 (off), 1 (every "
+                        "allocation) or N (one in N)", vl, value);
+        options->trace_allocs = number;
+    } else if (KEY("verbose")) {
+        if (!parse_unsigned(value, value_len, &number) || number > 2)
+            return fail(error, error_len, "ARENASHIM_OPTIONS: verbose=%.*s: expected 0, 1 or 2", vl,
+                        value);
+        options->verbose = (unsigned)number;
+    } else {
+        return fail(error, error_len,
+                    "ARENASHIM_OPTIONS: unknown key '%.*s'; known keys: chunk_size, reserve, "
+                    "on_dangling, partial_reuse, quarantine_max, scan, exclude, stats, stats_json, "
+                    "log_path, trace_allocs, verbose", kl, key);
+    }
+#undef KEY
+    return true;
+}
+
+bool options_parse(struct options *options, const char *text, char *error, size_t error_len)
+{
+    if (text == NULL)
+        return true;
+    const char *pair = text;
+    while (*pair != '\0') {
+        const char *end = strchr(pair, ',');
+        size_t pair_len = end ? (size_t)(end - pair) : strlen(pair);
+        const char *equals = memchr(pair, '=', pair_len);
+        if (pair_len == 0)
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: empty entry in '%s'; expected key=value[,key=value...]", text);
+        if (equals == NULL || equals == pair)
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: '%.*s' is not key=value; expected key=value[,key=value...]",
+                        (int)pair_len, pair);
+        size_t key_len = (size_t)(equals - pair);
+        if (!apply_pair(options, pair, key_len, equals + 1, pair_len - key_len - 1, error, error_len))
+            return false;
+        if (end == NULL)
+            break;
+        pair = end + 1;
+        if (*pair == '\0')
+            return fail(error, error_len,
+                        "ARENASHIM_OPTIONS: trailing ',' in '%s'; expected key=value[,key=value...]", text);
+    }
+    if (options->reserve < 4 * options->chunk_size)
+        return fail(error, error_len,
+                    "ARENASHIM_OPTIONS: reserve=%zu is smaller than 4 chunks of chunk_size=%zu; "
+                    "raise reserve or lower chunk_size", options->reserve, options->chunk_size);
+    return true;
+}

@@ -1,0 +1,399 @@
+/*
+ * region.c — regions: begin, the allocation slow path, and end.
+ *
+ * Layer: core.  A region is a bump allocator over a list of chunks, owned by one thread's
+ * region stack (or, as an explicit arena, by whoever holds it).  Lifecycle:
+ *
+ *   begin   push a region record; no chunk is taken until the first allocation, so a region
+ *           that allocates nothing costs no system call at all.
+ *   alloc   bump in the current chunk (internal.h); when it is full, retire it to the
+ *           region's chunk list and take the thread's spare chunk, else a new one; large
+ *           requests get a span of whole chunks, also on the list.
+ *   end     fault every page the region may have handed out, retired chunks and spans
+ *           whole, in as few system calls as adjacency allows; quarantine the whole chunks;
+ *           the untouched tail of the current chunk, from the next page boundary on, goes
+ *           to the thread's spares for its next region.  With partial_reuse=1 the current
+ *           chunk is handed on unfaulted instead (Go's behaviour): no system call at all.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
+
+/* Tails smaller than this are not worth a spare slot: the chunk is retired whole. */
+static size_t spare_min_bytes(void)
+{
+    return core.chunk_size / 8;
+}
+
+struct region *region_create(struct thread_state *thread, int32_t marker, uintptr_t begin_pc)
+{
+    struct region *region = fixed_pool_alloc(&region_pool);
+    if (region == NULL)
+        return NULL;
+    region->id = __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    region->thread = thread;
+    region->marker = marker;
+    region->begin_pc = begin_pc;
+    return region;
+}
+
+unsigned region_begin(struct thread_state *thread, int32_t marker, uintptr_t begin_pc)
+{
+    struct region *region = region_create(thread, marker, begin_pc);
+    if (region == NULL)
+        return thread->depth; /* out of metadata: the region simply does not open */
+    region->outer = thread->innermost;
+    region->depth = thread->depth + 1;
+    thread->counters.regions_begun++;
+    thread->depth = region->depth;
+    __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
+    return region->depth;
+}
+
+bool region_end(struct thread_state *thread, uintptr_t end_pc)
+{
+    struct region *region = thread->innermost;
+    if (region == NULL)
+        return false;
+    /* Pop first: from here on the thread allocates from the outer region (or the heap),
+     * also from inside the system calls and reports below. */
+    __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
+    thread->depth--;
+    region_finish(region, thread, end_pc);
+    return true;
+}
+
+/* --- the slow path of allocation ------------------------------------------------------ */
+
+static void retire_current_chunk(struct region *region)
+{
+    if (region->current_chunk == 0)
+        return;
+    uint32_t index = region->current_chunk - 1;
+    if (region->high_water < region->cursor)
+        region->high_water = region->cursor;
+    core.chunks[index].next = region->chunk_list;
+    region->chunk_list = index + 1;
+    region->current_chunk = 0;
+    region->cursor = region->limit = region->last_object = region->high_water = NULL;
+}
+
+static void start_in_chunk(struct region *region, uint32_t index, uint32_t offset)
+{
+    char *chunk = chunk_address(index);
+    core.chunks[index].owner_start = offset;
+    region->current_chunk = index + 1;
+    region->cursor = chunk + offset;
+    region->high_water = chunk + offset;
+    region->limit = chunk + core.chunk_size;
+    region->last_object = NULL;
+}
+
+static bool take_spare(struct region *region)
+{
+    struct thread_state *thread = region->thread;
+    if (thread == NULL || thread->spare_count == 0)
+        return false;
+    struct spare_chunk spare = thread->spares[--thread->spare_count];
+    start_in_chunk(region, spare.chunk, spare.offset);
+    return true;
+}
+
+static void *place(struct region *region, size_t size, size_t alignment)
+{
+    uintptr_t object = align_up((uintptr_t)region->cursor + OBJECT_HEADER_SIZE, alignment);
+    uintptr_t end = object + align_up(size, OBJECT_ALIGN);
+    if (end > (uintptr_t)region->limit || end < object)
+        return NULL;
+    char *header = (char *)object - OBJECT_HEADER_SIZE;
+    region->cursor = (char *)end;
+    region->last_object = header;
+    region->allocs++;
+    region->bytes += size;
+    struct object_header *h = (struct object_header *)header;
+    h->size = size;
+    h->region_id = region->id;
+    return (void *)object;
+}
+
+/* A span of whole chunks for one large object; it joins the region's chunk list. */
+static void *alloc_span(struct region *region, size_t size, size_t alignment)
+{
+    size_t offset = align_up(OBJECT_HEADER_SIZE, alignment);
+    if (size > core.size - offset)
+        return NULL;
+    size_t bytes = offset + size;
+    uint64_t count = (bytes + core.chunk_size - 1) >> core.chunk_shift;
+    uint32_t index;
+    if (count > core.chunk_count || !chunk_acquire((uint32_t)count, &index)) {
+        stats_add(&core.counters.reserve_exhausted, 1);
+        return NULL;
+    }
+    core.chunks[index].next = region->chunk_list;
+    region->chunk_list = index + 1;
+    char *object = chunk_address(index) + offset;
+    struct object_header *h = object_header_of(object);
+    h->size = size;
+    h->region_id = region->id;
+    region->allocs++;
+    region->bytes += size;
+    return object;
+}
+
+void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
+{
+    /* Alignment beyond a chunk cannot be met by chunk-aligned spans: the heap serves it. */
+    if (alignment > core.chunk_size)
+        return NULL;
+    if (size > core.small_max || alignment > core.small_max)
+        return alloc_span(region, size, alignment);
+    if (region->current_chunk != 0) {
+        void *object = place(region, size, alignment);
+        if (object)
+            return object;
+        retire_current_chunk(region);
+    }
+    if (!take_spare(region)) {
+        uint32_t index;
+        if (!chunk_acquire(1, &index)) {
+            stats_add(&core.counters.reserve_exhausted, 1);
+            return NULL;
+        }
+        start_in_chunk(region, index, 0);
+    }
+    void *object = place(region, size, alignment);
+    if (object == NULL) {
+        /* A spare tail too small for this request: move on to a fresh chunk. */
+        retire_current_chunk(region);
+        uint32_t index;
+        if (!chunk_acquire(1, &index)) {
+            stats_add(&core.counters.reserve_exhausted, 1);
+            return NULL;
+        }
+        start_in_chunk(region, index, 0);
+        object = place(region, size, alignment);
+    }
+    return object;
+}
+
+void *region_alloc_aligned(struct region *region, size_t size, size_t alignment)
+{
+    if (alignment <= OBJECT_ALIGN)
+        return region_alloc(region, size);
+    if (region->current_chunk != 0 && size <= core.small_max) {
+        void *object = place(region, size, alignment);
+        if (object)
+            return object;
+    }
+    return region_alloc_slow(region, size, alignment);
+}
+
+bool region_resize_in_place(struct region *region, void *p, size_t new_size)
+{
+    char *header = (char *)p - OBJECT_HEADER_SIZE;
+    if (region == NULL || region->last_object != header || new_size > core.small_max)
+        return false;
+    uintptr_t end = (uintptr_t)p + align_up(new_size, OBJECT_ALIGN);
+    if (end > (uintptr_t)region->limit || end < (uintptr_t)p)
+        return false;
+    if (region->high_water < region->cursor)
+        region->high_water = region->cursor;
+    struct object_header *h = (struct object_header *)header;
+    if (new_size > h->size)
+        region->bytes += new_size - h->size;
+    h->size = new_size;
+    region->cursor = (char *)end;
+    return true;
+}
+
+void region_clear_reused(struct region *region, void *p, size_t size)
+{
+    /* Chunk memory comes from the kernel zeroed (fresh, or faulted and re-protected); only
+     * bytes below the high-water mark of an undone allocation can hold old data.  Objects
+     * of other shapes (spans) are always fresh. */
+    char *object = p;
+    if (region->current_chunk == 0 || object < region->limit - core.chunk_size ||
+        object >= region->limit)
+        return;
+    if (object < region->high_water) {
+        size_t dirty = (size_t)(region->high_water - object);
+        memset(object, 0, dirty < size ? dirty : size);
+    }
+}
+
+/* --- region end ------------------------------------------------------------------------ */
+
+/* Region end gathers the ranges to fault and the chunks to quarantine, merging adjacent
+ * ranges into one system call; chunks are quarantined only once they are faulted. */
+#define FAULT_BATCH_CHUNKS 64
+
+struct fault_batch {
+    uintptr_t start, end;
+    unsigned quarantine_count;
+    uint32_t quarantine[FAULT_BATCH_CHUNKS];
+};
+
+static void fault_batch_flush(struct fault_batch *batch)
+{
+    chunk_fault_range(batch->start, batch->end);
+    batch->start = batch->end = 0;
+    for (unsigned i = 0; i < batch->quarantine_count; i++)
+        chunk_quarantine(batch->quarantine[i]);
+    batch->quarantine_count = 0;
+}
+
+static void fault_batch_quarantine(struct fault_batch *batch, uint32_t index)
+{
+    if (batch->quarantine_count == FAULT_BATCH_CHUNKS)
+        fault_batch_flush(batch);
+    batch->quarantine[batch->quarantine_count++] = index;
+}
+
+static void fault_batch_add(struct fault_batch *batch, uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return;
+    if (batch->end == start) {
+        batch->end = end;
+        return;
+    }
+    if (batch->start == end) {
+        batch->start = start;
+        return;
+    }
+    chunk_fault_range(batch->start, batch->end);
+    batch->start = start;
+    batch->end = end;
+}
+
+
+static void record_range(const struct region *region, uint32_t head, uintptr_t start,
+                         uintptr_t end, uintptr_t end_pc)
+{
+    if (end <= start)
+        return;
+    struct dead_range range = {
+        .start = start,
+        .end = end,
+        .region_id = region->id,
+        .marker = region->marker,
+        .thread_number = region->thread ? region->thread->number : 0,
+        .begin_pc = region->begin_pc,
+        .end_pc = end_pc,
+    };
+    chunk_record_dead_range(head, &range);
+}
+
+static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offset)
+{
+    if (owner == NULL || owner->spare_count == THREAD_SPARE_CHUNKS ||
+        core.chunk_size - offset < spare_min_bytes())
+        return false;
+    owner->spares[owner->spare_count].chunk = index;
+    owner->spares[owner->spare_count].offset = offset;
+    owner->spare_count++;
+    return true;
+}
+
+void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
+{
+    struct fault_batch batch = { 0 };
+
+    /* Retired chunks and spans: faulted whole from where this region began in them. */
+    for (uint32_t link = region->chunk_list; link != 0;) {
+        uint32_t index = link - 1;
+        struct chunk_meta *meta = &core.chunks[index];
+        link = meta->next;
+        uintptr_t chunk = (uintptr_t)chunk_address(index);
+        uintptr_t used_start = chunk + meta->owner_start;
+        uintptr_t chunk_end = chunk + ((uintptr_t)meta->span_chunks << core.chunk_shift);
+        record_range(region, index, used_start, chunk_end, end_pc);
+        /* The part before owner_start belongs to earlier regions: already faulted in strict
+         * mode; with partial_reuse it is faulted here, now that the chunk is done. */
+        fault_batch_add(&batch, core.options.partial_reuse ? chunk : used_start, chunk_end);
+        fault_batch_quarantine(&batch, index);
+    }
+
+    /* The current chunk: fault what was handed out, keep the rest for the next region. */
+    if (region->current_chunk != 0) {
+        uint32_t index = region->current_chunk - 1;
+        struct chunk_meta *meta = &core.chunks[index];
+        uintptr_t chunk = (uintptr_t)chunk_address(index);
+        uintptr_t chunk_end = chunk + core.chunk_size;
+        uintptr_t used_start = chunk + meta->owner_start;
+        uintptr_t high_water = (uintptr_t)region->cursor;
+        if (high_water < (uintptr_t)region->high_water)
+            high_water = (uintptr_t)region->high_water;
+        record_range(region, index, used_start, high_water, end_pc);
+        if (core.options.partial_reuse) {
+            /* Go's fast path: no system call; the old objects stay readable until the chunk
+             * fills and is faulted, but their bytes are never handed out again. */
+            uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
+            if (!give_spare(spare_owner, index, offset)) {
+                fault_batch_add(&batch, chunk, chunk_end);
+                fault_batch_quarantine(&batch, index);
+            }
+        } else {
+            uintptr_t used_end = align_up(high_water, PAGE_SIZE_BYTES);
+            uint32_t offset = (uint32_t)(used_end - chunk);
+            if (give_spare(spare_owner, index, offset)) {
+                fault_batch_add(&batch, used_start, used_end);
+                meta->faulted_end = offset;
+            } else {
+                fault_batch_add(&batch, used_start, chunk_end);
+                fault_batch_quarantine(&batch, index);
+            }
+        }
+    }
+    fault_batch_flush(&batch);
+
+    /* Fold the region's counters into its thread, or the global ones for arenas. */
+    struct thread_counters *counters = region->thread ? &region->thread->counters : NULL;
+    struct thread_counters arena_counters = { 0 };
+    if (counters == NULL)
+        counters = &arena_counters;
+    counters->regions_ended++;
+    counters->region_allocs += region->allocs;
+    counters->region_bytes += region->bytes;
+    if (region->thread == NULL)
+        stats_fold_thread(&arena_counters);
+    if (region->marker >= 0 && (unsigned)region->marker < core.marker_count) {
+        stats_add(&core.markers[region->marker].regions, 1);
+        stats_add(&core.markers[region->marker].bytes, region->bytes);
+    }
+    fixed_pool_free(&region_pool, region);
+}
+
+void region_free_slow(struct thread_state *thread, void *p)
+{
+    /* Counting is all a region free does: the memory stays until its region ends.  A free
+     * after the region ended must not touch the object (its page is faulted). */
+    if (chunk_address_is_dead(p)) {
+        if (thread)
+            thread->counters.escaped_frees++;
+        else
+            stats_add(&core.counters.retired.escaped_frees, 1);
+        return;
+    }
+    if (thread)
+        thread->counters.frees_ignored++;
+    else
+        stats_add(&core.counters.retired.frees_ignored, 1);
+}
+
+void region_fork_child(void)
+{
+    spin_lock_reset(&region_pool.lock);
+}
+
+void region_lock_pools(void)
+{
+    spin_lock_acquire(&region_pool.lock);
+}
+
+void region_unlock_pools(void)
+{
+    spin_lock_release(&region_pool.lock);
+}

@@ -1,0 +1,192 @@
+/*
+ * stats.c — the statistics: counters and their JSON and text forms.
+ *
+ * Layer: core.  Hot counters live per thread (thread_counters, plain increments by their
+ * owner) and per region (folded at region end); rare events are global atomics.  A snapshot
+ * adds the live threads' counters to those of retired threads; it is exact once threads are
+ * quiet (at exit) and close enough while they run.  Formatting uses snprintf into the
+ * caller's buffer and never allocates.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void stats_add(uint64_t *counter, uint64_t amount)
+{
+    __atomic_fetch_add(counter, amount, __ATOMIC_RELAXED);
+}
+
+static void add_thread_counters(struct thread_counters *to, const struct thread_counters *from)
+{
+    to->regions_begun += __atomic_load_n(&from->regions_begun, __ATOMIC_RELAXED);
+    to->regions_ended += __atomic_load_n(&from->regions_ended, __ATOMIC_RELAXED);
+    to->region_allocs += __atomic_load_n(&from->region_allocs, __ATOMIC_RELAXED);
+    to->region_bytes += __atomic_load_n(&from->region_bytes, __ATOMIC_RELAXED);
+    to->frees_ignored += __atomic_load_n(&from->frees_ignored, __ATOMIC_RELAXED);
+    to->frees_undone += __atomic_load_n(&from->frees_undone, __ATOMIC_RELAXED);
+    to->escaped_frees += __atomic_load_n(&from->escaped_frees, __ATOMIC_RELAXED);
+}
+
+void stats_fold_thread(const struct thread_counters *from)
+{
+    struct thread_counters *to = &core.counters.retired;
+    stats_add(&to->regions_begun, from->regions_begun);
+    stats_add(&to->regions_ended, from->regions_ended);
+    stats_add(&to->region_allocs, from->region_allocs);
+    stats_add(&to->region_bytes, from->region_bytes);
+    stats_add(&to->frees_ignored, from->frees_ignored);
+    stats_add(&to->frees_undone, from->frees_undone);
+    stats_add(&to->escaped_frees, from->escaped_frees);
+}
+
+void stats_sum(struct core_counters *out)
+{
+    spin_lock_acquire(&core.threads_lock);
+    *out = core.counters;
+    for (struct thread_state *t = core.all_threads; t; t = t->next_all)
+        if (__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
+            add_thread_counters(&out->retired, &t->counters);
+    spin_lock_release(&core.threads_lock);
+}
+
+const char *marker_name(int32_t marker)
+{
+    if (marker == MARKER_API)
+        return "(api)";
+    if (marker == MARKER_ARENA)
+        return "(arena)";
+    if (marker >= 0 && (unsigned)marker < core.marker_count)
+        return core.markers[marker].spec;
+    return "(unknown)";
+}
+
+/* snprintf that appends and keeps counting past the end of the buffer. */
+struct text {
+    char *buf;
+    size_t len;
+    size_t used;
+};
+
+__attribute__((format(printf, 2, 3))) static void text_append(struct text *text, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    size_t room = text->used < text->len ? text->len - text->used : 0;
+    int n = vsnprintf(room ? text->buf + text->used : NULL, room, format, args);
+    va_end(args);
+    if (n > 0)
+        text->used += (size_t)n;
+}
+
+static void json_string(struct text *text, const char *s)
+{
+    text_append(text, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            text_append(text, "\\%c", c);
+        else if (c < 0x20)
+            text_append(text, "\\u%04x", c);
+        else
+            text_append(text, "%c", c);
+    }
+    text_append(text, "\"");
+}
+
+size_t stats_format_json(char *buf, size_t len)
+{
+    struct core_counters c;
+    struct text text = { buf, len, 0 };
+    stats_sum(&c);
+    const struct thread_counters *t = &c.retired;
+    text_append(&text, "{");
+    text_append(&text, "\"regions_begun\": %llu, ", (unsigned long long)t->regions_begun);
+    text_append(&text, "\"regions_ended\": %llu, ", (unsigned long long)t->regions_ended);
+    text_append(&text, "\"region_allocs\": %llu, ", (unsigned long long)t->region_allocs);
+    text_append(&text, "\"region_bytes\": %llu, ", (unsigned long long)t->region_bytes);
+    text_append(&text, "\"frees_ignored\": %llu, ", (unsigned long long)t->frees_ignored);
+    text_append(&text, "\"frees_undone\": %llu, ", (unsigned long long)t->frees_undone);
+    text_append(&text, "\"escaped_frees\": %llu, ", (unsigned long long)t->escaped_frees);
+    text_append(&text, "\"chunks_mapped\": %llu, ", (unsigned long long)c.chunks_mapped);
+    text_append(&text, "\"chunks_reused\": %llu, ", (unsigned long long)c.chunks_reused);
+    text_append(&text, "\"chunks_quarantined\": %llu, ", (unsigned long long)c.chunks_quarantined);
+    text_append(&text, "\"chunks_released\": %llu, ", (unsigned long long)c.chunks_released);
+    text_append(&text, "\"quarantine_bytes\": %llu, ",
+                (unsigned long long)__atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED));
+    text_append(&text, "\"fault_calls\": %llu, ", (unsigned long long)c.fault_calls);
+    text_append(&text, "\"bytes_faulted\": %llu, ", (unsigned long long)c.bytes_faulted);
+    text_append(&text, "\"scans\": %llu, ", (unsigned long long)c.scans);
+    text_append(&text, "\"scan_bytes\": %llu, ", (unsigned long long)c.scan_bytes);
+    text_append(&text, "\"dangling_accesses\": %llu, ", (unsigned long long)c.dangling_accesses);
+    text_append(&text, "\"fallback_allocs\": %llu, ", (unsigned long long)c.fallback_allocs);
+    text_append(&text, "\"reserve_exhausted\": %llu, ", (unsigned long long)c.reserve_exhausted);
+    text_append(&text, "\"chunk_size\": %zu, ", core.chunk_size);
+    text_append(&text, "\"reserve\": %llu, ", (unsigned long long)core.size);
+    text_append(&text, "\"partial_reuse\": %s, ", core.options.partial_reuse ? "true" : "false");
+    text_append(&text, "\"markers\": [");
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        const struct marker_stats *m = &core.markers[i];
+        text_append(&text, "%s{\"spec\": ", i ? ", " : "");
+        json_string(&text, m->spec);
+        text_append(&text, ", \"resolved\": %s, \"regions\": %llu, \"bytes\": %llu}",
+                    m->resolved ? "true" : "false", (unsigned long long)m->regions,
+                    (unsigned long long)m->bytes);
+    }
+    text_append(&text, "]}");
+    if (len > 0)
+        buf[text.used < len ? text.used : len - 1] = '\0';
+    return text.used;
+}
+
+static void human_bytes(char *out, size_t len, uint64_t bytes)
+{
+    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double value = (double)bytes;
+    unsigned unit = 0;
+    while (value >= 1024 && unit < 4) {
+        value /= 1024;
+        unit++;
+    }
+    snprintf(out, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
+}
+
+size_t stats_format_text(char *buf, size_t len)
+{
+    struct core_counters c;
+    struct text text = { buf, len, 0 };
+    char bytes[32], faulted[32], quarantined[32];
+    stats_sum(&c);
+    const struct thread_counters *t = &c.retired;
+    human_bytes(bytes, sizeof bytes, t->region_bytes);
+    human_bytes(faulted, sizeof faulted, c.bytes_faulted);
+    human_bytes(quarantined, sizeof quarantined, core.quarantine_bytes);
+    text_append(&text, "arenashim: statistics\n");
+    text_append(&text, "  regions          %llu begun, %llu ended\n",
+                (unsigned long long)t->regions_begun, (unsigned long long)t->regions_ended);
+    text_append(&text, "  region objects   %llu (%s); frees: %llu ignored, %llu undone, %llu after region end\n",
+                (unsigned long long)t->region_allocs, bytes, (unsigned long long)t->frees_ignored,
+                (unsigned long long)t->frees_undone, (unsigned long long)t->escaped_frees);
+    text_append(&text, "  chunks           %llu mapped, %llu reused, %llu quarantined, %llu released (chunk %zu KiB)\n",
+                (unsigned long long)c.chunks_mapped, (unsigned long long)c.chunks_reused,
+                (unsigned long long)c.chunks_quarantined, (unsigned long long)c.chunks_released,
+                core.chunk_size >> 10);
+    text_append(&text, "  faulting         %llu calls, %s; quarantine holds %s\n",
+                (unsigned long long)c.fault_calls, faulted, quarantined);
+    text_append(&text, "  scans            %llu (%llu bytes read)\n", (unsigned long long)c.scans,
+                (unsigned long long)c.scan_bytes);
+    text_append(&text, "  dangling         %llu accesses reported\n", (unsigned long long)c.dangling_accesses);
+    if (c.fallback_allocs)
+        text_append(&text, "  heap fallback    %llu region allocations served by jemalloc\n",
+                    (unsigned long long)c.fallback_allocs);
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        const struct marker_stats *m = &core.markers[i];
+        human_bytes(bytes, sizeof bytes, m->bytes);
+        text_append(&text, "  marker '%s': %s, %llu regions, %s\n", m->spec,
+                    m->resolved ? "resolved" : "unresolved", (unsigned long long)m->regions, bytes);
+    }
+    if (len > 0)
+        buf[text.used < len ? text.used : len - 1] = '\0';
+    return text.used;
+}

@@ -1,0 +1,85 @@
+/*
+ * api.c — the public API of include/arenashim.h.
+ *
+ * Layer: preload.  Regions opened here are marked '(api)' in reports, explicit arenas
+ * '(arena)'.  Each entry records its caller, the site a report names as where the region
+ * began or ended.
+ */
+#include "arenashim.h"
+
+#include <string.h>
+
+#include "arena.h"
+#include "shim.h"
+
+#include <jemalloc/jemalloc.h>
+
+#define CALLER() ((uintptr_t)__builtin_return_address(0))
+
+SHIM_EXPORT int arenashim_region_begin(void)
+{
+    struct thread_state *thread = shim_current_thread();
+    if (thread == NULL)
+        return 0;
+    unsigned depth = region_begin(thread, MARKER_API, CALLER());
+    shim_sync_region(thread);
+    return (int)depth;
+}
+
+SHIM_EXPORT void arenashim_region_end(void)
+{
+    struct thread_state *thread = shim_thread;
+    if (thread == NULL || !region_end(thread, CALLER())) {
+        static const char message[] =
+            "arenashim: warning: arenashim_region_end() with no open region; ignored\n";
+        if (core.options.verbose) {
+            ssize_t ignored = write(shim_log_fd, message, sizeof message - 1);
+            (void)ignored;
+        }
+        return;
+    }
+    shim_sync_region(thread);
+}
+
+SHIM_EXPORT void arenashim_collect(void)
+{
+    shim_ensure_initialized();
+    /* The conservative scan comes with the scanner; until then quarantine only grows. */
+}
+
+SHIM_EXPORT size_t arenashim_stats_json(char *buf, size_t len)
+{
+    shim_ensure_initialized();
+    return stats_format_json(buf, len);
+}
+
+SHIM_EXPORT arenashim_arena *arenashim_arena_new(void)
+{
+    shim_ensure_initialized();
+    return (arenashim_arena *)arena_create(CALLER());
+}
+
+SHIM_EXPORT void *arenashim_arena_alloc(arenashim_arena *arena, size_t size, size_t align)
+{
+    if (arena == NULL)
+        return NULL;
+    return arena_alloc((struct region *)arena, size, align);
+}
+
+SHIM_EXPORT void arenashim_arena_free(arenashim_arena *arena)
+{
+    if (arena == NULL)
+        return;
+    arena_destroy((struct region *)arena, shim_current_thread(), CALLER());
+}
+
+SHIM_EXPORT void *arenashim_heapify(const void *p)
+{
+    if (p == NULL || !core_owns(p))
+        return (void *)p;
+    size_t size = region_object_size(p);
+    void *copy = mallocx(size ? size : 1, 0);
+    if (copy)
+        memcpy(copy, p, size);
+    return copy;
+}

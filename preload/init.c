@@ -1,0 +1,236 @@
+/*
+ * init.c — start-up, threads, fork and exit of the preloaded library.
+ *
+ * Layer: preload.  Lifecycle:
+ *
+ *   load     the constructor parses ARENASHIM_OPTIONS (a bad value stops the program with
+ *            "arenashim: error: ..." and exit status 2), opens log_path, reserves the chunk
+ *            space (core_init), builds the caller filter, installs the SIGSEGV handler, the
+ *            fork handlers and the thread-exit key, and warms up libunwind.  Until then
+ *            every allocation goes to jemalloc, which needs no set-up from us.
+ *   thread   a thread gets its record when it first opens a region; a pthread key
+ *            destructor ends its open regions when it exits.
+ *   fork     every lock is taken before fork and released in parent and child.
+ *   exit     the statistics are printed (stats=1) and written (stats_json=PATH).
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread struct region *shim_region SHIM_TLS;
+__thread struct thread_state *shim_thread SHIM_TLS;
+
+int shim_log_fd = STDERR_FILENO;
+
+static pthread_key_t thread_exit_key;
+static int init_state; /* 0 not started, 1 in progress, 2 done */
+
+void shim_fatal_startup(const char *message)
+{
+    char line[1200];
+    int n = snprintf(line, sizeof line, "arenashim: error: %s\n", message);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+    (void)ignored;
+    _exit(2);
+}
+
+/* Expands "%p" to the process id, so each process of a tree gets its own file. */
+static void expand_path(char *out, size_t len, const char *pattern)
+{
+    size_t used = 0;
+    for (const char *p = pattern; *p && used + 1 < len; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            int n = snprintf(out + used, len - used, "%d", (int)getpid());
+            used += n > 0 ? (size_t)n : 0;
+            p++;
+        } else {
+            out[used++] = *p;
+        }
+    }
+    out[used < len ? used : len - 1] = '\0';
+}
+
+static void check_directory_writable(const char *key, const char *path)
+{
+    char expanded[OPTIONS_PATH_MAX + 32], directory[OPTIONS_PATH_MAX + 32], message[3 * OPTIONS_PATH_MAX];
+    expand_path(expanded, sizeof expanded, path);
+    strcpy(directory, expanded);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL)
+        strcpy(directory, ".");
+    else if (slash == directory)
+        directory[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(directory, W_OK) != 0) {
+        snprintf(message, sizeof message,
+                 "ARENASHIM_OPTIONS: %s=%s: cannot write in directory '%s' (%s); give a path in a "
+                 "writable directory", key, path, directory, strerror(errno));
+        shim_fatal_startup(message);
+    }
+}
+
+static void open_log(const struct options *options)
+{
+    char path[OPTIONS_PATH_MAX + 32], message[3 * OPTIONS_PATH_MAX];
+    if (options->log_path[0] == '\0')
+        return;
+    expand_path(path, sizeof path, options->log_path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(message, sizeof message,
+                 "ARENASHIM_OPTIONS: log_path=%s: cannot open '%s' for appending (%s); give a "
+                 "writable file path", options->log_path, path, strerror(errno));
+        shim_fatal_startup(message);
+    }
+    shim_log_fd = fd;
+}
+
+static void thread_exit(void *record)
+{
+    struct thread_state *thread = record;
+    shim_region = NULL;
+    thread_state_exit(thread);
+    shim_thread = NULL;
+}
+
+struct thread_state *shim_current_thread(void)
+{
+    struct thread_state *thread = shim_thread;
+    if (likely(thread != NULL))
+        return thread;
+    shim_ensure_initialized();
+    thread = thread_state_create((pid_t)syscall(SYS_gettid));
+    if (thread == NULL)
+        return NULL;
+    shim_thread = thread;
+    /* Keys made at start-up are among glibc's first 32, whose values live in the thread
+     * descriptor: setting one allocates nothing. */
+    pthread_setspecific(thread_exit_key, thread);
+    return thread;
+}
+
+static void fork_prepare(void)
+{
+    report_lock();
+    core_lock_all();
+}
+
+static void fork_parent(void)
+{
+    core_unlock_all();
+    report_unlock();
+}
+
+static void fork_child(void)
+{
+    core_fork_child(shim_thread);
+    report_fork_child();
+    if (shim_thread)
+        shim_thread->tid = (pid_t)syscall(SYS_gettid);
+    if (core.options.log_path[0] && strstr(core.options.log_path, "%p")) {
+        /* A child that does not exec reports into its own file. */
+        int old = shim_log_fd;
+        char path[OPTIONS_PATH_MAX + 32];
+        expand_path(path, sizeof path, core.options.log_path);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            shim_log_fd = fd;
+            close(old);
+        }
+    }
+}
+
+static void initialize(void)
+{
+    struct options options;
+    char error[1024];
+    options_set_defaults(&options);
+    if (!options_parse(&options, getenv("ARENASHIM_OPTIONS"), error, sizeof error))
+        shim_fatal_startup(error);
+    open_log(&options);
+    if (options.stats_json[0])
+        check_directory_writable("stats_json", options.stats_json);
+    if (!core_init(&options, error, sizeof error))
+        shim_fatal_startup(error);
+    caller_filter_init(&options);
+    fault_handler_install();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (pthread_key_create(&thread_exit_key, thread_exit) != 0)
+        shim_fatal_startup("cannot create the thread-exit key");
+    report_warm_up();
+}
+
+void shim_ensure_initialized(void)
+{
+    if (likely(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2))
+        return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        initialize();
+        __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+}
+
+__attribute__((constructor(101))) static void arenashim_load(void)
+{
+    shim_ensure_initialized();
+}
+
+void shim_write_stats(void)
+{
+    static char buffer[64 << 10];
+    if (!core.initialized)
+        return;
+    if (core.options.stats) {
+        size_t n = stats_format_text(buffer, sizeof buffer);
+        if (n >= sizeof buffer)
+            n = sizeof buffer - 1;
+        ssize_t ignored = write(shim_log_fd, buffer, n);
+        (void)ignored;
+    }
+    if (core.options.stats_json[0]) {
+        char path[OPTIONS_PATH_MAX + 32];
+        expand_path(path, sizeof path, core.options.stats_json);
+        size_t n = stats_format_json(buffer, sizeof buffer - 1);
+        if (n >= sizeof buffer - 1)
+            n = sizeof buffer - 2;
+        buffer[n++] = '\n';
+        /* Write beside the target and rename, so a reader never sees half a file. */
+        char temporary[OPTIONS_PATH_MAX + 64];
+        snprintf(temporary, sizeof temporary, "%s.tmp.%d", path, (int)getpid());
+        int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            size_t done = 0;
+            while (done < n) {
+                ssize_t w = write(fd, buffer + done, n - done);
+                if (w <= 0)
+                    break;
+                done += (size_t)w;
+            }
+            close(fd);
+            if (done == n)
+                rename(temporary, path);
+            else
+                unlink(temporary);
+        }
+    }
+}
+
+__attribute__((destructor)) static void arenashim_unload(void)
+{
+    shim_write_stats();
+}

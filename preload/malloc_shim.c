@@ -1,0 +1,321 @@
+/*
+ * malloc_shim.c — the exported malloc family and where each call goes.
+ *
+ * Layer: preload.  Every function glibc's manual asks a replacement malloc to provide, plus
+ * the __libc_* aliases some programs call directly.  Routing:
+ *
+ *   allocation   the calling thread's innermost region (unless the immediate caller lies in
+ *                an excluded module), else jemalloc through mallocx and friends;
+ *   free/realloc by address alone: the chunk reservation is one range, so objects freed by
+ *                another thread, or after their region, go to the right owner.
+ *
+ * Outside regions the added cost is one TLS load (malloc) or one range check (free).  Every
+ * failure returns NULL with errno ENOMEM, free keeps errno, and zero sizes, overflow and
+ * alignment checks behave as glibc documents, whatever jemalloc does underneath.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RETURN_ADDRESS() __builtin_return_address(0)
+
+/* --- the heap (jemalloc) ------------------------------------------------------------------ */
+
+static inline void *heap_alloc(size_t size)
+{
+    void *p = mallocx(size ? size : 1, 0);
+    if (unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+static inline void *heap_alloc_aligned(size_t size, size_t alignment)
+{
+    void *p = mallocx(size ? size : 1, alignment > 16 ? MALLOCX_ALIGN(alignment) : 0);
+    if (unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+static inline void *heap_calloc(size_t size)
+{
+    void *p = mallocx(size ? size : 1, MALLOCX_ZERO);
+    if (unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+void *shim_fallback_alloc(size_t size, size_t alignment)
+{
+    static int warned;
+    stats_add(&core.counters.fallback_allocs, 1);
+    if (core.counters.reserve_exhausted && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
+        static const char message[] =
+            "arenashim: warning: the chunk reservation is exhausted; region allocations fall back "
+            "to the heap (raise ARENASHIM_OPTIONS=reserve=...)\n";
+        ssize_t ignored = write(shim_log_fd, message, sizeof message - 1);
+        (void)ignored;
+    }
+    return heap_alloc_aligned(size, alignment);
+}
+
+/* --- routing ------------------------------------------------------------------------------- */
+
+/* An allocation on a thread with an open region, made from caller. */
+static inline void *routed_alloc(struct region *region, size_t size, const void *caller)
+{
+    if (unlikely(caller_is_excluded(caller)))
+        return heap_alloc(size);
+    void *p = region_alloc(region, size);
+    if (unlikely(p == NULL)) {
+        if (size > PTRDIFF_MAX) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return shim_fallback_alloc(size, OBJECT_ALIGN);
+    }
+    return p;
+}
+
+static void *routed_alloc_aligned(size_t size, size_t alignment, const void *caller)
+{
+    struct region *region = shim_region;
+    if (region == NULL || caller_is_excluded(caller))
+        return heap_alloc_aligned(size, alignment);
+    void *p = region_alloc_aligned(region, size, alignment);
+    if (unlikely(p == NULL)) {
+        if (size > PTRDIFF_MAX) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return shim_fallback_alloc(size, alignment);
+    }
+    return p;
+}
+
+static inline bool multiply_overflows(size_t a, size_t b, size_t *product)
+{
+    return __builtin_mul_overflow(a, b, product);
+}
+
+/* --- the exported family ------------------------------------------------------------------ */
+
+SHIM_EXPORT void *malloc(size_t size)
+{
+    struct region *region = shim_region;
+    if (likely(region == NULL))
+        return heap_alloc(size);
+    return routed_alloc(region, size, RETURN_ADDRESS());
+}
+
+SHIM_EXPORT void free(void *p)
+{
+    if (unlikely(core_owns(p))) {
+        region_free(shim_thread, p);
+        return;
+    }
+    if (likely(p != NULL))
+        dallocx(p, 0);
+}
+
+SHIM_EXPORT void *calloc(size_t count, size_t size)
+{
+    size_t bytes;
+    if (unlikely(multiply_overflows(count, size, &bytes))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct region *region = shim_region;
+    if (likely(region == NULL))
+        return heap_calloc(bytes);
+    const void *caller = RETURN_ADDRESS();
+    if (caller_is_excluded(caller))
+        return heap_calloc(bytes);
+    void *p = region_alloc(region, bytes);
+    if (unlikely(p == NULL)) {
+        if (bytes > PTRDIFF_MAX) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        p = shim_fallback_alloc(bytes, OBJECT_ALIGN);
+        if (p)
+            memset(p, 0, bytes);
+        return p;
+    }
+    region_clear_reused(region, p, bytes);
+    return p;
+}
+
+/* realloc of a region object: in place when it is its region's last object, else moved to
+ * wherever the caller allocates now.  Reading its size faults when its region has ended:
+ * realloc of a dead object is a dangling access and is reported as one. */
+static void *region_realloc(void *p, size_t size, const void *caller)
+{
+    size_t old_size = region_object_size(p);
+    if (size == 0) {
+        region_free(shim_thread, p);
+        return NULL;
+    }
+    if (region_resize_in_place(shim_region, p, size))
+        return p;
+    if (size <= old_size)
+        return p;
+    struct region *region = shim_region;
+    void *q = region ? routed_alloc(region, size, caller) : heap_alloc(size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old_size);
+    region_free(shim_thread, p);
+    return q;
+}
+
+SHIM_EXPORT void *realloc(void *p, size_t size)
+{
+    const void *caller = RETURN_ADDRESS();
+    if (p == NULL) {
+        struct region *region = shim_region;
+        return region ? routed_alloc(region, size, caller) : heap_alloc(size);
+    }
+    if (core_owns(p))
+        return region_realloc(p, size, caller);
+    if (size == 0) {
+        /* glibc frees and returns NULL. */
+        dallocx(p, 0);
+        return NULL;
+    }
+    void *q = rallocx(p, size, 0);
+    if (unlikely(q == NULL))
+        errno = ENOMEM;
+    return q;
+}
+
+SHIM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t bytes;
+    if (multiply_overflows(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    const void *caller = RETURN_ADDRESS();
+    if (p == NULL) {
+        struct region *region = shim_region;
+        return region ? routed_alloc(region, bytes, caller) : heap_alloc(bytes);
+    }
+    if (core_owns(p))
+        return region_realloc(p, bytes, caller);
+    if (bytes == 0) {
+        dallocx(p, 0);
+        return NULL;
+    }
+    void *q = rallocx(p, bytes, 0);
+    if (q == NULL)
+        errno = ENOMEM;
+    return q;
+}
+
+static inline bool is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+SHIM_EXPORT void *aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return routed_alloc_aligned(size, alignment, RETURN_ADDRESS());
+}
+
+SHIM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = routed_alloc_aligned(size, alignment, RETURN_ADDRESS());
+    errno = saved;
+    if (p == NULL)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up to the next one. */
+static void *memalign_from(size_t alignment, size_t size, const void *caller)
+{
+    if (alignment > ((size_t)1 << 63)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment < OBJECT_ALIGN)
+        alignment = OBJECT_ALIGN;
+    if (!is_power_of_two(alignment))
+        alignment = (size_t)1 << (64 - __builtin_clzll((unsigned long long)alignment));
+    return routed_alloc_aligned(size, alignment, caller);
+}
+
+SHIM_EXPORT void *memalign(size_t alignment, size_t size)
+{
+    return memalign_from(alignment, size, RETURN_ADDRESS());
+}
+
+SHIM_EXPORT void *valloc(size_t size)
+{
+    return memalign_from(PAGE_SIZE_BYTES, size, RETURN_ADDRESS());
+}
+
+SHIM_EXPORT void *pvalloc(size_t size)
+{
+    if (size > SIZE_MAX - PAGE_SIZE_BYTES) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = size ? align_up(size, PAGE_SIZE_BYTES) : PAGE_SIZE_BYTES;
+    return memalign_from(PAGE_SIZE_BYTES, rounded, RETURN_ADDRESS());
+}
+
+SHIM_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (core_owns(p))
+        return region_object_size(p);
+    return sallocx(p, 0);
+}
+
+/* Callers of strdup own the copy: serve it like the caller's own malloc, not as a C library
+ * allocation (which the default exclude list sends to the heap). */
+SHIM_EXPORT char *strdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    struct region *region = shim_region;
+    char *copy = region ? routed_alloc(region, len, RETURN_ADDRESS()) : heap_alloc(len);
+    if (copy)
+        memcpy(copy, s, len);
+    return copy;
+}
+
+SHIM_EXPORT char *strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    struct region *region = shim_region;
+    char *copy = region ? routed_alloc(region, len + 1, RETURN_ADDRESS()) : heap_alloc(len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+/* Programs that call glibc's internal names directly must reach the same allocator, or a
+ * pointer from one would be freed by the other. */
+SHIM_EXPORT void *__libc_malloc(size_t size) __attribute__((alias("malloc"), copy(malloc)));
+SHIM_EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+SHIM_EXPORT void *__libc_calloc(size_t count, size_t size) __attribute__((alias("calloc"), copy(calloc)));
+SHIM_EXPORT void *__libc_realloc(void *p, size_t size) __attribute__((alias("realloc"), copy(realloc)));
+SHIM_EXPORT void *__libc_memalign(size_t alignment, size_t size) __attribute__((alias("memalign"), copy(memalign)));
+SHIM_EXPORT void *__libc_valloc(size_t size) __attribute__((alias("valloc"), copy(valloc)));
+SHIM_EXPORT void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc"), copy(pvalloc)));

@@ -1,0 +1,96 @@
+/*
+ * shim.h — the preload layer's shared state and fast-path helpers.
+ *
+ * Layer: preload (interposition).  Binds threads to the core: each thread's innermost open
+ * region sits in an initial-exec TLS slot, so the malloc fast path outside regions is one
+ * TLS load and one branch, and free's is one range check.  Owns start-up (init.c), the
+ * routing of the malloc family (malloc_shim.c), the caller filter for excluded modules
+ * (caller_filter.c), the SIGSEGV handler (fault_handler.c) and reports (report.c).
+ */
+#ifndef ARENASHIM_PRELOAD_SHIM_H
+#define ARENASHIM_PRELOAD_SHIM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_TLS __attribute__((tls_model("initial-exec")))
+
+/* The calling thread's innermost open region (NULL outside regions) and its record. */
+extern __thread struct region *shim_region SHIM_TLS;
+extern __thread struct thread_state *shim_thread SHIM_TLS;
+
+/* --- init.c -------------------------------------------------------------------------------- */
+
+void shim_ensure_initialized(void);
+/* The thread's record, created on first use; NULL when metadata is exhausted. */
+struct thread_state *shim_current_thread(void);
+/* Mirror the core's innermost region into the TLS slot after a begin or end. */
+static inline void shim_sync_region(struct thread_state *thread)
+{
+    shim_region = thread ? thread->innermost : NULL;
+}
+/* Writes "arenashim: error: MESSAGE" and exits with status 2 (start-up errors only). */
+__attribute__((noreturn)) void shim_fatal_startup(const char *message);
+extern int shim_log_fd;
+
+/* --- caller_filter.c ------------------------------------------------------------------------- */
+
+#define CALLER_FILTER_MAX 32
+struct caller_filter {
+    unsigned count;
+    uintptr_t ranges[CALLER_FILTER_MAX][2];
+};
+extern struct caller_filter shim_caller_filter;
+
+void caller_filter_init(const struct options *options);
+
+/* Does an allocation whose immediate caller is at pc bypass regions? */
+static inline bool caller_is_excluded(const void *pc)
+{
+    uintptr_t address = (uintptr_t)pc;
+    for (unsigned i = 0; i < shim_caller_filter.count; i++)
+        if (address - shim_caller_filter.ranges[i][0] <
+            shim_caller_filter.ranges[i][1] - shim_caller_filter.ranges[i][0])
+            return true;
+    return false;
+}
+
+/* --- fault_handler.c ------------------------------------------------------------------------- */
+
+void fault_handler_install(void);
+
+/* --- report.c -------------------------------------------------------------------------------- */
+
+/* An async-signal-safe text buffer: no malloc, no stdio. */
+struct report {
+    size_t len;
+    char text[16384];
+};
+void report_init(struct report *report);
+void report_string(struct report *report, const char *s);
+void report_hex(struct report *report, uintptr_t value);
+void report_decimal(struct report *report, uint64_t value);
+/* "    #i 0xPC module+0xOFF (symbol+0xOFF)\n" */
+void report_frame(struct report *report, unsigned index, uintptr_t pc);
+/* The frames of the current thread from a signal context, or from here when ucontext is NULL. */
+void report_backtrace(struct report *report, void *ucontext, unsigned skip);
+/* Writes the whole report with one write() under a lock, so reports never interleave. */
+void report_emit(const struct report *report);
+void report_fork_child(void);
+void report_lock(void);
+void report_unlock(void);
+void report_warm_up(void);
+
+/* --- malloc_shim.c ---------------------------------------------------------------------------- */
+
+/* Served by the heap after a region could not serve it; warns once. */
+void *shim_fallback_alloc(size_t size, size_t alignment);
+/* Writes the stats_json file and the stats summary (at exit, or before dying). */
+void shim_write_stats(void);
+
+#endif
