@@ -102,6 +102,16 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
     return true;
 }
 
+bool chunk_acquire_or_reclaim(uint32_t count, uint32_t *index)
+{
+    if (chunk_acquire(count, index))
+        return true;
+    if (core.reclaim && core.reclaim() && chunk_acquire(count, index))
+        return true;
+    stats_add(&core.counters.reserve_exhausted, 1);
+    return false;
+}
+
 void chunk_fault_range(uintptr_t start, uintptr_t end)
 {
     if (end <= start)

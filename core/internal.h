@@ -146,6 +146,11 @@ struct core_counters {
     uint64_t dangling_accesses;
     uint64_t fallback_allocs;
     uint64_t reserve_exhausted;
+    uint64_t scan_giveups;
+    uint64_t scan_ns;
+    uint64_t scan_pause_last_ns;
+    uint64_t scan_pause_max_ns;
+    uint64_t scan_chunks_kept_last;
     struct thread_counters retired; /* threads that exited, and explicit arenas */
 };
 
@@ -172,6 +177,8 @@ struct core {
     struct core_counters counters;
     unsigned marker_count;
     struct marker_stats markers[MARKER_TABLE_MAX];
+    /* Set by the preload: runs a scan to free address space; true if anything came free. */
+    bool (*reclaim)(void);
     bool initialized;
 };
 
@@ -287,6 +294,8 @@ void region_unlock_pools(void);
 /* Takes count contiguous available chunks and makes them accessible; false when the
  * reservation has no such run or the kernel refuses the mapping. */
 bool chunk_acquire(uint32_t count, uint32_t *index);
+/* chunk_acquire, and when the reservation is full, one scan to reclaim and a second try. */
+bool chunk_acquire_or_reclaim(uint32_t count, uint32_t *index);
 /* Discards [start, end) (page aligned) and makes it PROT_NONE. */
 void chunk_fault_range(uintptr_t start, uintptr_t end);
 void chunk_record_dead_range(uint32_t head, const struct dead_range *range);
@@ -310,6 +319,8 @@ bool chunk_address_is_dead(const void *p);
 /* --- metadata.c ---------------------------------------------------------------------------- */
 
 void *metadata_map(size_t bytes);
+/* Memory that is metadata without coming from metadata_map (the library's own .data/.bss). */
+void metadata_register(const void *start, size_t bytes);
 struct fixed_pool {
     spin_lock lock;
     size_t object_size;

@@ -23,6 +23,22 @@ static struct {
     uintptr_t ranges[METADATA_RANGES_MAX][2];
 } registry;
 
+static void registry_add(uintptr_t start, uintptr_t end)
+{
+    spin_lock_acquire(&registry.lock);
+    if (registry.count < METADATA_RANGES_MAX) {
+        registry.ranges[registry.count][0] = start;
+        registry.ranges[registry.count][1] = end;
+        __atomic_store_n(&registry.count, registry.count + 1, __ATOMIC_RELEASE);
+    }
+    spin_lock_release(&registry.lock);
+}
+
+void metadata_register(const void *start, size_t bytes)
+{
+    registry_add((uintptr_t)start, (uintptr_t)start + bytes);
+}
+
 void *metadata_map(size_t bytes)
 {
     bytes = align_up(bytes, PAGE_SIZE_BYTES);
@@ -30,13 +46,7 @@ void *metadata_map(size_t bytes)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    spin_lock_acquire(&registry.lock);
-    if (registry.count < METADATA_RANGES_MAX) {
-        registry.ranges[registry.count][0] = (uintptr_t)p;
-        registry.ranges[registry.count][1] = (uintptr_t)p + bytes;
-        registry.count++;
-    }
-    spin_lock_release(&registry.lock);
+    registry_add((uintptr_t)p, (uintptr_t)p + bytes);
     return p;
 }
 

@@ -127,10 +127,8 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
     size_t bytes = offset + size;
     uint64_t count = (bytes + core.chunk_size - 1) >> core.chunk_shift;
     uint32_t index;
-    if (count > core.chunk_count || !chunk_acquire((uint32_t)count, &index)) {
-        stats_add(&core.counters.reserve_exhausted, 1);
+    if (count > core.chunk_count || !chunk_acquire_or_reclaim((uint32_t)count, &index))
         return NULL;
-    }
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
     char *object = chunk_address(index) + offset;
@@ -157,10 +155,8 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
     }
     if (!take_spare(region)) {
         uint32_t index;
-        if (!chunk_acquire(1, &index)) {
-            stats_add(&core.counters.reserve_exhausted, 1);
+        if (!chunk_acquire_or_reclaim(1, &index))
             return NULL;
-        }
         start_in_chunk(region, index, 0);
     }
     void *object = place(region, size, alignment);
@@ -168,10 +164,8 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
         /* A spare tail too small for this request: move on to a fresh chunk. */
         retire_current_chunk(region);
         uint32_t index;
-        if (!chunk_acquire(1, &index)) {
-            stats_add(&core.counters.reserve_exhausted, 1);
+        if (!chunk_acquire_or_reclaim(1, &index))
             return NULL;
-        }
         start_in_chunk(region, index, 0);
         object = place(region, size, alignment);
     }

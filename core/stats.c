@@ -8,6 +8,7 @@
  * caller's buffer and never allocates.
  */
 #include "internal.h"
+#include "scan.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +120,24 @@ size_t stats_format_json(char *buf, size_t len)
     text_append(&text, "\"bytes_faulted\": %llu, ", (unsigned long long)c.bytes_faulted);
     text_append(&text, "\"scans\": %llu, ", (unsigned long long)c.scans);
     text_append(&text, "\"scan_bytes\": %llu, ", (unsigned long long)c.scan_bytes);
+    text_append(&text, "\"scan_giveups\": %llu, ", (unsigned long long)c.scan_giveups);
+    text_append(&text, "\"scan_ns\": %llu, ", (unsigned long long)c.scan_ns);
+    text_append(&text, "\"scan_pause_last_ns\": %llu, ", (unsigned long long)c.scan_pause_last_ns);
+    text_append(&text, "\"scan_pause_max_ns\": %llu, ", (unsigned long long)c.scan_pause_max_ns);
+    text_append(&text, "\"scan_chunks_kept_last\": %llu, ", (unsigned long long)c.scan_chunks_kept_last);
+    text_append(&text, "\"scan_kept\": [");
+    for (unsigned i = 0; i < scan_state.kept_count; i++) {
+        const struct scan_kept *k = &scan_state.kept[i];
+        static const char *kinds[] = { "unknown", "stack", "registers", "module", "anonymous",
+                                       "shared", "region" };
+        text_append(&text, "%s{\"chunk\": \"%#llx\", \"pointer\": \"%#llx\", \"location\": \"%#llx\", "
+                    "\"kind\": \"%s\", \"thread\": %u, \"where\": ", i ? ", " : "",
+                    (unsigned long long)(uintptr_t)chunk_address(k->chunk), (unsigned long long)k->value,
+                    (unsigned long long)k->location, kinds[k->kind], k->thread_number);
+        json_string(&text, k->name);
+        text_append(&text, "}");
+    }
+    text_append(&text, "], ");
     text_append(&text, "\"dangling_accesses\": %llu, ", (unsigned long long)c.dangling_accesses);
     text_append(&text, "\"fallback_allocs\": %llu, ", (unsigned long long)c.fallback_allocs);
     text_append(&text, "\"reserve_exhausted\": %llu, ", (unsigned long long)c.reserve_exhausted);
@@ -174,8 +193,9 @@ size_t stats_format_text(char *buf, size_t len)
                 core.chunk_size >> 10);
     text_append(&text, "  faulting         %llu calls, %s; quarantine holds %s\n",
                 (unsigned long long)c.fault_calls, faulted, quarantined);
-    text_append(&text, "  scans            %llu (%llu bytes read)\n", (unsigned long long)c.scans,
-                (unsigned long long)c.scan_bytes);
+    text_append(&text, "  scans            %llu (%llu bytes read, %.3f ms in all, longest pause %.3f ms, %llu given up)\n",
+                (unsigned long long)c.scans, (unsigned long long)c.scan_bytes, (double)c.scan_ns / 1e6,
+                (double)c.scan_pause_max_ns / 1e6, (unsigned long long)c.scan_giveups);
     text_append(&text, "  dangling         %llu accesses reported\n", (unsigned long long)c.dangling_accesses);
     if (c.fallback_allocs)
         text_append(&text, "  heap fallback    %llu region allocations served by jemalloc\n",

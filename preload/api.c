@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "shim.h"
+#include "collector.h"
 
 #include <jemalloc/jemalloc.h>
 
@@ -39,12 +40,13 @@ SHIM_EXPORT void arenashim_region_end(void)
         return;
     }
     shim_sync_region(thread);
+    collector_after_region_end();
 }
 
 SHIM_EXPORT void arenashim_collect(void)
 {
     shim_ensure_initialized();
-    /* The conservative scan comes with the scanner; until then quarantine only grows. */
+    collector_run(true);
 }
 
 SHIM_EXPORT size_t arenashim_stats_json(char *buf, size_t len)
@@ -71,6 +73,7 @@ SHIM_EXPORT void arenashim_arena_free(arenashim_arena *arena)
     if (arena == NULL)
         return;
     arena_destroy((struct region *)arena, shim_current_thread(), CALLER());
+    collector_after_region_end();
 }
 
 SHIM_EXPORT void *arenashim_heapify(const void *p)

@@ -14,9 +14,11 @@
  *   exit     the statistics are printed (stats=1) and written (stats_json=PATH).
  */
 #include "shim.h"
+#include "collector.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +123,7 @@ struct thread_state *shim_current_thread(void)
 
 static void fork_prepare(void)
 {
+    collector_lock();
     report_lock();
     core_lock_all();
 }
@@ -129,12 +132,14 @@ static void fork_parent(void)
 {
     core_unlock_all();
     report_unlock();
+    collector_unlock();
 }
 
 static void fork_child(void)
 {
     core_fork_child(shim_thread);
     report_fork_child();
+    collector_fork_child();
     if (shim_thread)
         shim_thread->tid = (pid_t)syscall(SYS_gettid);
     if (core.options.log_path[0] && strstr(core.options.log_path, "%p")) {
@@ -150,6 +155,27 @@ static void fork_child(void)
     }
 }
 
+/* arenashim's own .data and .bss hold chunk addresses (core.base, the scan's records):
+ * they are metadata, invisible to the scan. */
+static int register_own_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t self = (uintptr_t)data;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + phdr->p_vaddr;
+        if (phdr->p_type == PT_LOAD && self - start < phdr->p_memsz) {
+            for (unsigned j = 0; j < info->dlpi_phnum; j++) {
+                const ElfW(Phdr) *segment = &info->dlpi_phdr[j];
+                if (segment->p_type == PT_LOAD && (segment->p_flags & PF_W))
+                    metadata_register((void *)(info->dlpi_addr + segment->p_vaddr), segment->p_memsz);
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void initialize(void)
 {
     struct options options;
@@ -162,8 +188,10 @@ static void initialize(void)
         check_directory_writable("stats_json", options.stats_json);
     if (!core_init(&options, error, sizeof error))
         shim_fatal_startup(error);
+    dl_iterate_phdr(register_own_segments, (void *)&core);
     caller_filter_init(&options);
     fault_handler_install();
+    collector_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (pthread_key_create(&thread_exit_key, thread_exit) != 0)
         shim_fatal_startup("cannot create the thread-exit key");

@@ -1,0 +1,140 @@
+/*
+ * proc_maps.c — /proc/self/maps and /proc/self/pagemap, parsed in place (see proc_maps.h).
+ *
+ * Layer: preload.  maps is read whole into the caller's buffer and split into lines in
+ * place.  pagemap gives 8 bytes per page; bit 63 is "present", bit 62 "swapped": a page that
+ * is neither was never touched (or was discarded) and holds only zeroes, so the scan skips
+ * it without reading it — a sparse 64 GiB reservation costs pagemap reads, not memory reads.
+ */
+#include "proc_maps.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PAGE 4096u
+#define PAGEMAP_BATCH 512 /* entries per read: 2 MiB of address space */
+
+static uintptr_t parse_hex(const char **cursor)
+{
+    uintptr_t value = 0;
+    const char *p = *cursor;
+    for (;; p++) {
+        char c = *p;
+        if (c >= '0' && c <= '9')
+            value = value * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            value = value * 16 + (uintptr_t)(c - 'a' + 10);
+        else
+            break;
+    }
+    *cursor = p;
+    return value;
+}
+
+static const char *skip_field(const char *p)
+{
+    while (*p && *p != ' ')
+        p++;
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+static void parse_line(char *line, struct mapping *mapping)
+{
+    const char *p = line;
+    mapping->start = parse_hex(&p);
+    if (*p == '-')
+        p++;
+    mapping->end = parse_hex(&p);
+    while (*p == ' ')
+        p++;
+    mapping->readable = p[0] == 'r';
+    mapping->writable = p[1] == 'w';
+    mapping->shared = p[3] == 's';
+    p = skip_field(p); /* perms */
+    p = skip_field(p); /* offset */
+    p = skip_field(p); /* device */
+    const char *inode = p;
+    p = skip_field(p); /* inode */
+    mapping->name = p;
+    mapping->file_backed = p[0] == '/' && !(inode[0] == '0' && inode[1] == ' ') &&
+                           strncmp(p, "/dev/zero", 9) != 0 && strncmp(p, "/SYSV", 5) != 0 &&
+                           strncmp(p, "/memfd:", 7) != 0;
+}
+
+bool proc_maps_for_each(char *buffer, size_t buffer_len,
+                        void (*visit)(const struct mapping *mapping, void *data), void *data)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t used = 0;
+    for (;;) {
+        if (used + 1 >= buffer_len) {
+            close(fd);
+            return false;
+        }
+        ssize_t n = read(fd, buffer + used, buffer_len - 1 - used);
+        if (n < 0) {
+            close(fd);
+            return false;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    buffer[used] = '\0';
+    for (char *line = buffer; *line;) {
+        char *newline = strchr(line, '\n');
+        if (newline)
+            *newline = '\0';
+        struct mapping mapping;
+        parse_line(line, &mapping);
+        visit(&mapping, data);
+        if (!newline)
+            break;
+        line = newline + 1;
+    }
+    return true;
+}
+
+void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end,
+                                  void (*visit)(uintptr_t start, uintptr_t end, void *data),
+                                  void *data)
+{
+    if (pagemap_fd < 0) {
+        visit(start, end, data);
+        return;
+    }
+    uint64_t entries[PAGEMAP_BATCH];
+    uintptr_t run_start = 0;
+    bool in_run = false;
+    for (uintptr_t page = start; page < end;) {
+        size_t pages = (end - page) / PAGE;
+        if (pages > PAGEMAP_BATCH)
+            pages = PAGEMAP_BATCH;
+        ssize_t got = pread(pagemap_fd, entries, pages * sizeof(uint64_t),
+                            (off_t)(page / PAGE * sizeof(uint64_t)));
+        if (got <= 0) {
+            /* Unreadable pagemap: be conservative and read the rest. */
+            visit(in_run ? run_start : page, end, data);
+            return;
+        }
+        size_t count = (size_t)got / sizeof(uint64_t);
+        for (size_t i = 0; i < count; i++, page += PAGE) {
+            bool present = (entries[i] >> 62) & 3;
+            if (present && !in_run) {
+                run_start = page;
+                in_run = true;
+            } else if (!present && in_run) {
+                visit(run_start, page, data);
+                in_run = false;
+            }
+        }
+    }
+    if (in_run)
+        visit(run_start, end, data);
+}

@@ -1,0 +1,31 @@
+/*
+ * proc_maps.h — reading /proc/self/maps and /proc/self/pagemap without malloc.
+ *
+ * Layer: preload.  The scan reads the process's mappings while other threads are stopped,
+ * so this uses only open/read/pread into caller-provided (metadata) buffers.
+ */
+#ifndef ARENASHIM_PRELOAD_PROC_MAPS_H
+#define ARENASHIM_PRELOAD_PROC_MAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mapping {
+    uintptr_t start, end;
+    bool readable, writable, shared;
+    bool file_backed; /* a path that is a real file (not [heap], [stack], anon shm) */
+    const char *name; /* NUL-terminated, inside the reader's buffer; "" when anonymous */
+};
+
+/* Calls visit for each mapping; returns false when the file could not be read whole. */
+bool proc_maps_for_each(char *buffer, size_t buffer_len,
+                        void (*visit)(const struct mapping *mapping, void *data), void *data);
+
+/* Present (or swapped) pages of [start, end), as runs, through pagemap; calls visit per run.
+ * pagemap_fd < 0 means: treat every page as present. */
+void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end,
+                                  void (*visit)(uintptr_t start, uintptr_t end, void *data),
+                                  void *data);
+
+#endif

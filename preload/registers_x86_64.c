@@ -1,0 +1,30 @@
+/*
+ * registers_x86_64.c — reading a stopped thread's registers from its signal context.
+ *
+ * Layer: preload, architecture-specific.  A pointer may live only in a register (a callee-
+ * saved one across a system call, or an SSE register in the middle of a memcpy), so the scan
+ * reads the general registers and the whole FXSAVE area of every stopped thread.
+ */
+#include "stop_world.h"
+
+#include <string.h>
+#include <ucontext.h>
+
+unsigned registers_from_context(const void *context, uintptr_t *out, unsigned max,
+                                uintptr_t *stack_pointer)
+{
+    const ucontext_t *uc = context;
+    unsigned count = 0;
+    for (unsigned i = 0; i < NGREG && count < max; i++)
+        out[count++] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    *stack_pointer = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    if (uc->uc_mcontext.fpregs) {
+        /* The 512-byte FXSAVE image: x87 and XMM registers. */
+        unsigned words = (unsigned)(sizeof(*uc->uc_mcontext.fpregs) / sizeof(uintptr_t));
+        if (words > max - count)
+            words = max - count;
+        memcpy(out + count, uc->uc_mcontext.fpregs, words * sizeof(uintptr_t));
+        count += words;
+    }
+    return count;
+}
