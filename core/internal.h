@@ -130,6 +130,8 @@ struct thread_state {
 struct marker_stats {
     char spec[256];
     bool resolved;
+    bool refused;
+    char reason[160];
     uint64_t regions;
     uint64_t bytes;
 };
@@ -280,6 +282,9 @@ bool region_end(struct thread_state *thread, uintptr_t end_pc);
  * tail of its last chunk to spare_owner (may be NULL).  Frees the region struct. */
 void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc);
 struct region *region_create(struct thread_state *thread, int32_t marker, uintptr_t begin_pc);
+/* Bare region records, for callers that open regions themselves (the hook fast path). */
+struct region *region_record_new(void);
+void region_record_free(struct region *region);
 /* Grows or shrinks p in place when it is the region's last object; false otherwise. */
 bool region_resize_in_place(struct region *region, void *p, size_t new_size);
 /* calloc support: zeroes the part of [p, p+size) that may hold old bytes. */

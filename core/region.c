@@ -27,6 +27,16 @@ static size_t spare_min_bytes(void)
     return core.chunk_size / 8;
 }
 
+struct region *region_record_new(void)
+{
+    return fixed_pool_alloc(&region_pool);
+}
+
+void region_record_free(struct region *region)
+{
+    fixed_pool_free(&region_pool, region);
+}
+
 struct region *region_create(struct thread_state *thread, int32_t marker, uintptr_t begin_pc)
 {
     struct region *region = fixed_pool_alloc(&region_pool);

@@ -149,8 +149,10 @@ size_t stats_format_json(char *buf, size_t len)
         const struct marker_stats *m = &core.markers[i];
         text_append(&text, "%s{\"spec\": ", i ? ", " : "");
         json_string(&text, m->spec);
-        text_append(&text, ", \"resolved\": %s, \"regions\": %llu, \"bytes\": %llu}",
-                    m->resolved ? "true" : "false", (unsigned long long)m->regions,
+        text_append(&text, ", \"resolved\": %s, \"refused\": %s, \"reason\": ",
+                    m->resolved ? "true" : "false", m->refused ? "true" : "false");
+        json_string(&text, m->reason);
+        text_append(&text, ", \"regions\": %llu, \"bytes\": %llu}", (unsigned long long)m->regions,
                     (unsigned long long)m->bytes);
     }
     text_append(&text, "]}");

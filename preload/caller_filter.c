@@ -8,8 +8,8 @@
  * matches an `exclude` entry ("libc.so.6", or a prefix up to a dot: "libc.so") are put in a
  * small table that the allocation path checks with a few compares.
  *
- * Modules loaded later by dlopen are added when the marker layer sees the link map change;
- * until then they are not excluded (their allocations are region allocations).
+ * Modules loaded later by dlopen are added when the marker layer's dlopen hook sees them
+ * (caller_filter_refresh); that hook exists only when function markers are in use.
  */
 #include "shim.h"
 
@@ -33,7 +33,9 @@ static bool module_matches(const char *file, const char *pattern)
 static int add_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    const struct options *options = data;
+    struct { struct caller_filter *filter; const struct options *options; } *context = data;
+    struct caller_filter *filter = context->filter;
+    const struct options *options = context->options;
     const char *name = base_name(info->dlpi_name ? info->dlpi_name : "");
     if (name[0] == '\0')
         return 0; /* the executable is never excluded by name */
@@ -46,18 +48,42 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data)
         const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
         if (phdr->p_type != PT_LOAD || !(phdr->p_flags & PF_X))
             continue;
-        if (shim_caller_filter.count == CALLER_FILTER_MAX)
+        if (filter->count == CALLER_FILTER_MAX)
             return 1;
         uintptr_t start = info->dlpi_addr + phdr->p_vaddr;
-        shim_caller_filter.ranges[shim_caller_filter.count][0] = start;
-        shim_caller_filter.ranges[shim_caller_filter.count][1] = start + phdr->p_memsz;
-        shim_caller_filter.count++;
+        filter->ranges[filter->count][0] = start;
+        filter->ranges[filter->count][1] = start + phdr->p_memsz;
+        filter->count++;
     }
     return 0;
 }
 
+static void build(struct caller_filter *filter, const struct options *options)
+{
+    struct { struct caller_filter *filter; const struct options *options; } context = { filter, options };
+    filter->count = 0;
+    dl_iterate_phdr(add_module, &context);
+}
+
 void caller_filter_init(const struct options *options)
 {
-    shim_caller_filter.count = 0;
-    dl_iterate_phdr(add_module, (void *)options);
+    build(&shim_caller_filter, options);
+}
+
+void caller_filter_refresh(void)
+{
+    /* Other threads read the table without a lock: new modules come last in load order, so
+     * their ranges are written past the published count first and then published. */
+    struct caller_filter fresh;
+    build(&fresh, &core.options);
+    unsigned published = shim_caller_filter.count;
+    bool prefix_same = fresh.count >= published &&
+                       memcmp(fresh.ranges, shim_caller_filter.ranges, published * sizeof fresh.ranges[0]) == 0;
+    if (!prefix_same)
+        published = 0; /* an excluded module went away: rewrite (rare) */
+    for (unsigned i = published; i < fresh.count; i++) {
+        shim_caller_filter.ranges[i][0] = fresh.ranges[i][0];
+        shim_caller_filter.ranges[i][1] = fresh.ranges[i][1];
+    }
+    __atomic_store_n(&shim_caller_filter.count, fresh.count, __ATOMIC_RELEASE);
 }

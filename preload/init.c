@@ -15,6 +15,9 @@
  */
 #include "shim.h"
 #include "collector.h"
+#include "hook.h"
+#include "markers.h"
+#include "unwind_guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +31,8 @@
 
 __thread struct region *shim_region SHIM_TLS;
 __thread struct thread_state *shim_thread SHIM_TLS;
+__thread bool shim_suspended SHIM_TLS;
+__thread struct region *shim_suspended_at SHIM_TLS;
 
 int shim_log_fd = STDERR_FILENO;
 
@@ -102,6 +107,7 @@ static void thread_exit(void *record)
     struct thread_state *thread = record;
     shim_region = NULL;
     thread_state_exit(thread);
+    hook_thread_exit();
     shim_thread = NULL;
 }
 
@@ -192,10 +198,12 @@ static void initialize(void)
     caller_filter_init(&options);
     fault_handler_install();
     collector_init();
+    unwind_guard_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (pthread_key_create(&thread_exit_key, thread_exit) != 0)
         shim_fatal_startup("cannot create the thread-exit key");
     report_warm_up();
+    markers_init();
 }
 
 void shim_ensure_initialized(void)
@@ -260,5 +268,6 @@ void shim_write_stats(void)
 
 __attribute__((destructor)) static void arenashim_unload(void)
 {
+    markers_report_unresolved();
     shim_write_stats();
 }

@@ -6,6 +6,7 @@
  * reads the general registers and the whole FXSAVE area of every stopped thread.
  */
 #include "stop_world.h"
+#include "unwind_guard.h"
 
 #include <string.h>
 #include <ucontext.h>
@@ -27,4 +28,14 @@ unsigned registers_from_context(const void *context, uintptr_t *out, unsigned ma
         count += words;
     }
     return count;
+}
+
+/* glibc keeps rsp in __jmpbuf[6], mangled: rotated left by 17 bits after an XOR with the
+ * pointer guard, which lives at %fs:0x30 in the thread control block. */
+uintptr_t jmpbuf_stack_pointer(const struct __jmp_buf_tag *env)
+{
+    uintptr_t mangled = (uintptr_t)env->__jmpbuf[6], guard;
+    __asm__("mov %%fs:0x30, %0" : "=r"(guard));
+    uintptr_t rotated = (mangled >> 17) | (mangled << (64 - 17));
+    return rotated ^ guard;
 }

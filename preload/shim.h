@@ -23,6 +23,10 @@
 /* The calling thread's innermost open region (NULL outside regions) and its record. */
 extern __thread struct region *shim_region SHIM_TLS;
 extern __thread struct thread_state *shim_thread SHIM_TLS;
+/* While set, the regions from shim_suspended_at outward are hidden from allocation (inside
+ * dlopen, whose library constructors must not allocate into the caller's region). */
+extern __thread bool shim_suspended SHIM_TLS;
+extern __thread struct region *shim_suspended_at SHIM_TLS;
 
 /* --- init.c -------------------------------------------------------------------------------- */
 
@@ -32,7 +36,10 @@ struct thread_state *shim_current_thread(void);
 /* Mirror the core's innermost region into the TLS slot after a begin or end. */
 static inline void shim_sync_region(struct thread_state *thread)
 {
-    shim_region = thread ? thread->innermost : NULL;
+    struct region *region = thread ? thread->innermost : NULL;
+    if (shim_suspended && region == shim_suspended_at)
+        region = NULL;
+    shim_region = region;
 }
 /* Writes "arenashim: error: MESSAGE" and exits with status 2 (start-up errors only). */
 __attribute__((noreturn)) void shim_fatal_startup(const char *message);
@@ -48,6 +55,8 @@ struct caller_filter {
 extern struct caller_filter shim_caller_filter;
 
 void caller_filter_init(const struct options *options);
+/* Recomputed after dlopen: excluded modules loaded later join the filter. */
+void caller_filter_refresh(void);
 
 /* Does an allocation whose immediate caller is at pc bypass regions? */
 static inline bool caller_is_excluded(const void *pc)

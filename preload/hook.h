@@ -1,0 +1,98 @@
+/*
+ * hook.h — function entry hooks and the per-thread shadow stack.
+ *
+ * Layer: preload.  The architecture-neutral side of hooking: the hook table, the shadow
+ * stack that remembers hijacked return addresses, and the entry/exit paths the
+ * architecture's stubs call.  Lifecycle of one hooked call:
+ *
+ *   entry   the patched function jumps to its trampoline, which pushes the hook's index and
+ *           jumps to the entry stub; hook_enter_fast opens the marker's region (unless the
+ *           same marker is already open on this thread: recursion opens nothing), pushes a
+ *           shadow entry {slot, real return address} and overwrites the return address with
+ *           the exit stub; the stub then runs the relocated first instructions and resumes
+ *           the function.
+ *   exit    the function returns into the exit stub, which saves the return registers,
+ *           pops the shadow entry whose slot matches, ends the region and returns to the
+ *           real caller.
+ *
+ * Fast paths (hook_runtime.c) are compiled with general registers only, so vector argument
+ * and return registers survive them untouched; anything that may call the C library goes
+ * through the slow paths, which the stubs wrap in a full XSAVE/XRSTOR.
+ * Frames skipped by longjmp or a C++ exception are handled in unwind_guard.c.
+ */
+#ifndef ARENASHIM_PRELOAD_HOOK_H
+#define ARENASHIM_PRELOAD_HOOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define HOOKS_MAX 4096
+#define SHADOW_STACK_ENTRIES 4096
+
+enum hook_kind {
+    HOOK_MARKER = 0,  /* every call is a region of marker */
+    HOOK_DLOPEN = 1,  /* dlopen/dlmopen: regions suspended inside, markers re-resolved after */
+};
+
+struct hook {
+    uintptr_t function;
+    uintptr_t resume;      /* the trampoline's relocated instructions */
+    int32_t marker;
+    uint32_t kind;
+};
+
+extern struct hook hook_table[HOOKS_MAX];
+extern unsigned hook_count;
+
+struct shadow_entry {
+    uintptr_t slot;        /* where the return address lived */
+    uintptr_t real_return;
+    uint32_t hook;
+    uint8_t opened_region; /* false for a recursive entry of the same marker */
+    uint8_t suspended;     /* a HOOK_DLOPEN entry that suspended regions */
+    struct region *region; /* the region this entry opened */
+    struct region *saved_suspended_at;
+    bool saved_suspended;
+};
+
+struct shadow_stack {
+    unsigned depth;
+    struct shadow_entry entries[SHADOW_STACK_ENTRIES];
+};
+
+/* Per-thread hook state, in initial-exec TLS. */
+extern __thread struct shadow_stack *hook_shadow __attribute__((tls_model("initial-exec")));
+extern __thread struct region *hook_region_cache __attribute__((tls_model("initial-exec")));
+extern __thread uint16_t hook_marker_depth[MARKER_TABLE_MAX] __attribute__((tls_model("initial-exec")));
+
+/* Called by the stubs.  *_fast return 0 when the slow path is needed. */
+uintptr_t hook_enter_fast(uintptr_t index, uintptr_t *slot);
+uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot);
+uintptr_t hook_exit_fast(uintptr_t *slot);
+uintptr_t hook_exit_slow(uintptr_t *slot);
+
+/* The address the exit stub lives at (a hijacked return address). */
+extern char arenashim_exit_stub[];
+extern char arenashim_hook_entry[];
+
+/* Ends the regions of shadow entries whose frames lie below stack_pointer (longjmp), and
+ * restores or re-installs return addresses around C++ unwinding. */
+void shadow_unwind_to(uintptr_t stack_pointer);
+void shadow_restore_return_addresses(void);
+void shadow_reinstall_return_addresses(uintptr_t stack_pointer);
+/* The real return address for a stub address seen at slot, for backtraces. */
+uintptr_t shadow_translate(uintptr_t slot, uintptr_t address);
+void hook_thread_exit(void);
+
+/* --- architecture-specific (hook_x86_64.c) ------------------------------------------------ */
+
+/* Patches the function [start, end) (end == start: unknown size) to enter hook index.
+ * On refusal returns false with a reason in why. */
+bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                unsigned index, char *why, size_t why_len);
+bool hook_arch_init(char *why, size_t why_len);
+
+#endif

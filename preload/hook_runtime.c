@@ -1,0 +1,109 @@
+/*
+ * hook_runtime.c — the fast paths of hooked calls (see hook.h).
+ *
+ * Layer: preload.  Compiled with -mgeneral-regs-only: these run between a hooked function's
+ * caller and its body, and between its return and the caller, where vector registers hold
+ * arguments or results and x87 may hold a long double.  They touch only the thread's
+ * shadow stack, its cache of region records and TLS, and return 0 whenever anything more
+ * (a first call on a thread, a region that allocated, a mismatched return) needs the slow
+ * path, which the stubs run with the whole register state saved.
+ */
+#include "hook.h"
+#include "shim.h"
+
+__thread struct shadow_stack *hook_shadow SHIM_TLS;
+__thread struct region *hook_region_cache SHIM_TLS;
+__thread uint16_t hook_marker_depth[MARKER_TABLE_MAX] SHIM_TLS;
+
+struct hook hook_table[HOOKS_MAX];
+unsigned hook_count;
+
+static inline void region_open_fast(struct thread_state *thread, struct region *region,
+                                    int32_t marker, uintptr_t begin_pc)
+{
+    region->cursor = NULL;
+    region->limit = NULL;
+    region->last_object = NULL;
+    region->high_water = NULL;
+    region->allocs = 0;
+    region->bytes = 0;
+    region->id = __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    region->outer = thread->innermost;
+    region->thread = thread;
+    region->current_chunk = 0;
+    region->chunk_list = 0;
+    region->marker = marker;
+    region->depth = thread->depth + 1;
+    region->begin_pc = begin_pc;
+    thread->counters.regions_begun++;
+    thread->depth = region->depth;
+    __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
+    shim_sync_region(thread);
+}
+
+uintptr_t hook_enter_fast(uintptr_t index, uintptr_t *slot)
+{
+    struct thread_state *thread = shim_thread;
+    struct shadow_stack *shadow = hook_shadow;
+    const struct hook *hook = &hook_table[index];
+    if (thread == NULL || shadow == NULL || hook->kind != HOOK_MARKER ||
+        shadow->depth >= SHADOW_STACK_ENTRIES)
+        return 0;
+    bool open = hook_marker_depth[hook->marker] == 0;
+    struct region *region = hook_region_cache;
+    if (open && region == NULL)
+        return 0;
+    /* Reserve the entry before filling it: a signal handler that calls a hooked function
+     * meanwhile pushes above it instead of over it. */
+    unsigned depth = shadow->depth;
+    __atomic_store_n(&shadow->depth, depth + 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    struct shadow_entry *entry = &shadow->entries[depth];
+    entry->slot = (uintptr_t)slot;
+    entry->real_return = *slot;
+    entry->hook = (uint32_t)index;
+    entry->opened_region = open;
+    entry->suspended = 0;
+    entry->region = NULL;
+    if (open) {
+        hook_region_cache = region->outer;
+        region_open_fast(thread, region, hook->marker, *slot);
+        entry->region = region;
+    }
+    hook_marker_depth[hook->marker]++;
+    *slot = (uintptr_t)arenashim_exit_stub;
+    return hook->resume;
+}
+
+uintptr_t hook_exit_fast(uintptr_t *slot)
+{
+    struct thread_state *thread = shim_thread;
+    struct shadow_stack *shadow = hook_shadow;
+    if (thread == NULL || shadow == NULL || shadow->depth == 0)
+        return 0;
+    unsigned depth = shadow->depth;
+    struct shadow_entry *entry = &shadow->entries[depth - 1];
+    if (entry->slot != (uintptr_t)slot || entry->suspended)
+        return 0;
+    const struct hook *hook = &hook_table[entry->hook];
+    if (entry->opened_region) {
+        struct region *region = entry->region;
+        /* Only an untouched region, still innermost, ends here: anything else has pages
+         * to fault or regions to unwind, which is the slow path's work. */
+        if (thread->innermost != region || region->current_chunk != 0 || region->chunk_list != 0)
+            return 0;
+        __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
+        thread->depth--;
+        thread->counters.regions_ended++;
+        shim_sync_region(thread);
+        if (region->marker >= 0)
+            __atomic_fetch_add(&core.markers[region->marker].regions, 1, __ATOMIC_RELAXED);
+        region->outer = hook_region_cache;
+        hook_region_cache = region;
+    }
+    hook_marker_depth[hook->marker]--;
+    uintptr_t real_return = entry->real_return;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&shadow->depth, depth - 1, __ATOMIC_RELAXED);
+    return real_return;
+}

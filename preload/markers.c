@@ -1,0 +1,379 @@
+/*
+ * markers.c — region markers from ARENASHIM_REGIONS.
+ *
+ * Layer: preload.  Grammar: SPEC[,SPEC...] with SPEC one of
+ *
+ *     FUNC            a function in the executable or any loaded library (first found)
+ *     MODULE:FUNC     a function of the module whose file name is MODULE ("main" is the
+ *                     executable; "libxml2.so" matches "libxml2.so.2")
+ *     MODULE+0xOFF    the function starting at OFF from the module's load base (as nm prints
+ *                     it), for stripped binaries; its bounds come from .eh_frame_hdr
+ *
+ * Lifecycle of a marker: parsed at start-up -> resolved (now, or after the dlopen that
+ * loads its module) -> hooked, or refused with a reason.  Markers live in core.markers so
+ * the statistics can count their regions and bytes.
+ */
+#include "markers.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elf_symbols.h"
+#include "hook.h"
+#include "shim.h"
+
+enum spec_form { SPEC_FUNCTION, SPEC_MODULE_FUNCTION, SPEC_MODULE_OFFSET };
+
+struct marker_spec {
+    enum spec_form form;
+    char module[128];
+    char function[256];
+    uintptr_t offset;
+    bool done; /* hooked, or refused: never looked at again */
+};
+
+static struct marker_spec specs[MARKER_TABLE_MAX];
+static spin_lock markers_lock = SPIN_LOCK_INIT;
+static bool hooks_ready;
+
+/* Modules already searched, by load base, so a dlopen only looks at new ones. */
+static uintptr_t seen_modules[1024];
+static unsigned seen_count;
+
+static bool module_matches(const struct loaded_module *module, const char *name)
+{
+    if (strcmp(name, "main") == 0)
+        return module->is_executable;
+    size_t len = strlen(name);
+    return strncmp(module->file_name, name, len) == 0 &&
+           (module->file_name[len] == '\0' || module->file_name[len] == '.');
+}
+
+static bool parse_spec(const char *text, size_t len, struct marker_spec *spec, char *error, size_t error_len)
+{
+    char buffer[400];
+    if (len == 0 || len >= sizeof buffer) {
+        snprintf(error, error_len, "ARENASHIM_REGIONS: empty or overlong marker in the list; "
+                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET separated by ','");
+        return false;
+    }
+    memcpy(buffer, text, len);
+    buffer[len] = '\0';
+    memset(spec, 0, sizeof *spec);
+    char *colon = strchr(buffer, ':');
+    char *plus = strchr(buffer, '+');
+    if (plus && !colon) {
+        *plus = '\0';
+        char *end = NULL;
+        const char *number = plus + 1;
+        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module ||
+            strncmp(number, "0x", 2) != 0 || number[2] == '\0') {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' is not MODULE+0xOFFSET "
+                     "(e.g. main+0x1139, with the offset as nm prints it)", (int)len, text);
+            return false;
+        }
+        unsigned long long value = strtoull(number + 2, &end, 16);
+        if (*end != '\0') {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s': '%s' is not a hexadecimal "
+                     "offset (e.g. main+0x1139)", (int)len, text, number);
+            return false;
+        }
+        spec->form = SPEC_MODULE_OFFSET;
+        strcpy(spec->module, buffer);
+        spec->offset = (uintptr_t)value;
+        return true;
+    }
+    const char *function = buffer;
+    if (colon) {
+        *colon = '\0';
+        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module) {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' has an empty or overlong "
+                     "MODULE before ':' (e.g. main:handle_request)", (int)len, text);
+            return false;
+        }
+        strcpy(spec->module, buffer);
+        function = colon + 1;
+        spec->form = SPEC_MODULE_FUNCTION;
+    }
+    /* A C or C++ (mangled) symbol name: identifier characters, '.', '$' and '@' (versions). */
+    bool valid = function[0] != '\0' && !(function[0] >= '0' && function[0] <= '9');
+    for (const char *c = function; *c && valid; c++)
+        valid = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '_' || *c == '.' || *c == '$';
+    if (!valid) {
+        snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' does not name a function; "
+                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET (symbol names as nm prints them, "
+                 "mangled for C++)", (int)len, text);
+        return false;
+    }
+    strcpy(spec->function, function);
+    return true;
+}
+
+struct resolve_context {
+    struct marker_spec *spec;
+    unsigned marker;
+    bool only_new;
+    bool found;
+    bool module_seen;
+    struct loaded_module module;
+    struct function_bounds bounds;
+};
+
+static bool module_is_new(uintptr_t base)
+{
+    for (unsigned i = 0; i < seen_count; i++)
+        if (seen_modules[i] == base)
+            return false;
+    return true;
+}
+
+static bool resolve_in_module(const struct loaded_module *module, void *data)
+{
+    struct resolve_context *context = data;
+    struct marker_spec *spec = context->spec;
+    if (context->only_new && !module_is_new(module->load_base))
+        return true;
+    if (spec->form != SPEC_FUNCTION && !module_matches(module, spec->module))
+        return true;
+    context->module_seen = true;
+    bool found;
+    if (spec->form == SPEC_MODULE_OFFSET)
+        found = elf_function_at(module, module->load_base + spec->offset, &context->bounds) ||
+                (module->is_executable && module->load_base == 0 &&
+                 elf_function_at(module, spec->offset, &context->bounds));
+    else
+        found = elf_find_function(module, spec->function, &context->bounds);
+    if (!found)
+        return true;
+    context->found = true;
+    context->module = *module;
+    return false;
+}
+
+static bool remember_module(const struct loaded_module *module, void *data)
+{
+    (void)data;
+    if (module_is_new(module->load_base) && seen_count < 1024)
+        seen_modules[seen_count++] = module->load_base;
+    return true;
+}
+
+/* Hooks one resolved marker; false with a reason when it cannot be done safely. */
+static bool hook_marker(unsigned marker, const struct resolve_context *context, char *why, size_t why_len)
+{
+    if (context->bounds.is_ifunc) {
+        snprintf(why, why_len, "it is a GNU indirect function (IFUNC) resolver, not the function "
+                 "itself; mark the implementation it selects");
+        return false;
+    }
+    if (hook_count == HOOKS_MAX) {
+        snprintf(why, why_len, "too many hooks");
+        return false;
+    }
+    for (unsigned i = 0; i < hook_count; i++)
+        if (hook_table[i].function == context->bounds.start) {
+            snprintf(why, why_len, "the same function is already marked by '%s'",
+                     core.markers[hook_table[i].marker].spec);
+            return false;
+        }
+    unsigned index = hook_count;
+    hook_table[index].marker = (int32_t)marker;
+    hook_table[index].kind = HOOK_MARKER;
+    if (!hook_patch(context->bounds.start, context->bounds.end, context->module.text_start,
+                    context->module.text_end, index, why, why_len))
+        return false;
+    __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+static void describe(char *out, size_t len, const struct marker_spec *spec)
+{
+    switch (spec->form) {
+    case SPEC_FUNCTION: snprintf(out, len, "%s", spec->function); break;
+    case SPEC_MODULE_FUNCTION: snprintf(out, len, "%s:%s", spec->module, spec->function); break;
+    case SPEC_MODULE_OFFSET: snprintf(out, len, "%s+%#lx", spec->module, (unsigned long)spec->offset); break;
+    }
+}
+
+struct module_query {
+    uintptr_t base;
+    struct loaded_module module;
+    bool found;
+};
+
+static bool find_module_by_base(const struct loaded_module *module, void *data)
+{
+    struct module_query *query = data;
+    if (module->load_base != query->base)
+        return true;
+    query->module = *module;
+    query->found = true;
+    return false;
+}
+
+/* libc's dlopen and dlmopen get hooks of their own: regions are suspended inside them
+ * (library constructors must not allocate into the caller's region) and waiting markers are
+ * resolved when they return.  Hooking their return, rather than wrapping them, keeps the
+ * caller's RUNPATH and $ORIGIN in effect. */
+static void install_dlopen_hooks(void)
+{
+    static const char *names[] = { "dlopen", "dlmopen" };
+    for (unsigned i = 0; i < 2; i++) {
+        void *function = dlsym(RTLD_NEXT, names[i]);
+        Dl_info info;
+        if (function == NULL || !dladdr(function, &info) || hook_count == HOOKS_MAX)
+            continue;
+        struct module_query query = { (uintptr_t)info.dli_fbase, { { 0 } }, false };
+        elf_for_each_module(find_module_by_base, &query);
+        struct resolve_context context;
+        memset(&context, 0, sizeof context);
+        if (!query.found || !elf_function_at(&query.module, (uintptr_t)function, &context.bounds))
+            continue;
+        context.module = query.module;
+        unsigned index = hook_count;
+        char why[400];
+        hook_table[index].marker = 0;
+        hook_table[index].kind = HOOK_DLOPEN;
+        if (hook_patch(context.bounds.start, context.bounds.end, context.module.text_start,
+                       context.module.text_end, index, why, sizeof why))
+            __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+        else if (core.options.verbose >= 1)
+            fprintf(stderr, "arenashim: warning: cannot hook %s (%s): markers in libraries loaded "
+                    "later will not resolve\n", names[i], why);
+    }
+}
+
+static void fatal_marker(const char *spec_text, const char *why)
+{
+    char message[700];
+    snprintf(message, sizeof message, "ARENASHIM_REGIONS: cannot hook marker '%s': %s", spec_text, why);
+    shim_fatal_startup(message);
+}
+
+void markers_init(void)
+{
+    const char *text = getenv("ARENASHIM_REGIONS");
+    char error[600];
+    if (text == NULL || text[0] == '\0')
+        return;
+    /* Parse every spec first: a typo anywhere stops the program before anything is patched. */
+    unsigned count = 0;
+    for (const char *p = text;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (count == MARKER_TABLE_MAX)
+            shim_fatal_startup("ARENASHIM_REGIONS: more than 256 markers");
+        if (!parse_spec(p, len, &specs[count], error, sizeof error))
+            shim_fatal_startup(error);
+        describe(core.markers[count].spec, sizeof core.markers[count].spec, &specs[count]);
+        count++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    core.marker_count = count;
+    if (!hook_arch_init(error, sizeof error)) {
+        char message[700];
+        snprintf(message, sizeof message, "ARENASHIM_REGIONS: function markers cannot work here: %s", error);
+        shim_fatal_startup(message);
+    }
+    hooks_ready = true;
+    for (unsigned i = 0; i < count; i++) {
+        struct marker_spec *spec = &specs[i];
+        struct resolve_context context;
+        memset(&context, 0, sizeof context);
+        context.spec = spec;
+        context.marker = i;
+        elf_for_each_module(resolve_in_module, &context);
+        if (!context.found) {
+            if (spec->form == SPEC_FUNCTION) {
+                snprintf(error, sizeof error,
+                         "ARENASHIM_REGIONS: marker '%s' names no function of the executable or any "
+                         "loaded library; check the name with nm (C++ names are mangled), qualify it "
+                         "as MODULE:FUNC for a library loaded later, or use MODULE+0xOFFSET for a "
+                         "stripped binary", core.markers[i].spec);
+                shim_fatal_startup(error);
+            }
+            if (context.module_seen) {
+                snprintf(error, sizeof error,
+                         "ARENASHIM_REGIONS: marker '%s': module '%s' is loaded but has no %s; "
+                         "check it with nm (or nm -D), or use MODULE+0xOFFSET for a stripped binary",
+                         core.markers[i].spec, spec->module,
+                         spec->form == SPEC_MODULE_OFFSET ? "function starting at that offset "
+                                                            "(.eh_frame_hdr)"
+                                                          : "such function");
+                shim_fatal_startup(error);
+            }
+            continue; /* its module is not loaded yet: wait for dlopen */
+        }
+        if (!hook_marker(i, &context, error, sizeof error))
+            fatal_marker(core.markers[i].spec, error);
+        spec->done = true;
+        core.markers[i].resolved = true;
+        if (core.options.verbose >= 2) {
+            fprintf(stderr, "arenashim: marker '%s' hooked at %#lx in %s\n", core.markers[i].spec,
+                    (unsigned long)context.bounds.start, context.module.path);
+        }
+    }
+    elf_for_each_module(remember_module, NULL);
+    install_dlopen_hooks();
+}
+
+void markers_after_dlopen(void)
+{
+    if (!hooks_ready)
+        return;
+    spin_lock_acquire(&markers_lock);
+    caller_filter_refresh();
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        struct marker_spec *spec = &specs[i];
+        if (spec->done)
+            continue;
+        struct resolve_context context;
+        char why[400];
+        memset(&context, 0, sizeof context);
+        context.spec = spec;
+        context.marker = i;
+        context.only_new = true;
+        elf_for_each_module(resolve_in_module, &context);
+        if (!context.found)
+            continue;
+        spec->done = true;
+        if (hook_marker(i, &context, why, sizeof why)) {
+            core.markers[i].resolved = true;
+        } else {
+            core.markers[i].refused = true;
+            snprintf(core.markers[i].reason, sizeof core.markers[i].reason, "%s", why);
+            char message[700];
+            int n = snprintf(message, sizeof message,
+                             "arenashim: warning: marker '%s' resolved after dlopen but was not hooked: %s\n",
+                             core.markers[i].spec, why);
+            ssize_t ignored = write(shim_log_fd, message, (size_t)n);
+            (void)ignored;
+        }
+    }
+    elf_for_each_module(remember_module, NULL);
+    spin_lock_release(&markers_lock);
+}
+
+void markers_report_unresolved(void)
+{
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        const struct marker_stats *m = &core.markers[i];
+        char message[700];
+        int n = 0;
+        if (m->refused)
+            n = snprintf(message, sizeof message, "arenashim: marker '%s' was refused: %s\n", m->spec, m->reason);
+        else if (!m->resolved)
+            n = snprintf(message, sizeof message,
+                         "arenashim: marker '%s' never resolved: its module was never loaded\n", m->spec);
+        if (n > 0) {
+            ssize_t ignored = write(shim_log_fd, message, (size_t)n);
+            (void)ignored;
+        }
+    }
+}

@@ -1,0 +1,17 @@
+/*
+ * markers.h — ARENASHIM_REGIONS: parsing, resolution and hooking of region markers.
+ */
+#ifndef ARENASHIM_PRELOAD_MARKERS_H
+#define ARENASHIM_PRELOAD_MARKERS_H
+
+/* At start-up: parse, resolve against loaded modules and hook.  A marker that does not
+ * parse, an unqualified name found nowhere, or a function that cannot be hooked safely is
+ * fatal here (exit status 2); MODULE: markers for modules not loaded yet wait for dlopen. */
+void markers_init(void);
+/* After each dlopen: resolve and hook waiting markers in new modules; refusals are reported,
+ * never fatal. */
+void markers_after_dlopen(void);
+/* At exit: list markers that never resolved or were refused. */
+void markers_report_unresolved(void);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * shadow_stack.c — the slow paths of hooked calls, and unwinding the shadow stack.
+ *
+ * Layer: preload.  hook_enter_slow sets a thread up (its record, shadow stack and cache of
+ * region records) and handles dlopen hooks; hook_exit_slow ends regions that allocated
+ * (faulting their pages) and repairs the shadow stack when a return does not match its top
+ * entry.  Both run with the whole register state saved by the stubs, so they may call
+ * anything.  shadow_unwind_to and friends serve unwind_guard.c (longjmp, C++ exceptions).
+ */
+#include "hook.h"
+#include "markers.h"
+#include "collector.h"
+#include "shim.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define REGION_CACHE_REFILL 16
+
+static bool prepare_thread(void)
+{
+    if (shim_current_thread() == NULL)
+        return false;
+    if (hook_shadow == NULL) {
+        hook_shadow = metadata_map(sizeof(struct shadow_stack));
+        if (hook_shadow == NULL)
+            return false;
+    }
+    for (unsigned i = 0; hook_region_cache == NULL && i < REGION_CACHE_REFILL; i++) {
+        struct region *region = region_record_new();
+        if (region == NULL)
+            break;
+        region->outer = hook_region_cache;
+        hook_region_cache = region;
+    }
+    return hook_region_cache != NULL;
+}
+
+uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot)
+{
+    const struct hook *hook = &hook_table[index];
+    if (!prepare_thread() || hook_shadow->depth >= SHADOW_STACK_ENTRIES)
+        return hook->resume; /* cannot track this call: it runs unhooked */
+    if (hook->kind == HOOK_DLOPEN) {
+        struct shadow_stack *shadow = hook_shadow;
+        unsigned depth = shadow->depth;
+        __atomic_store_n(&shadow->depth, depth + 1, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        struct shadow_entry *entry = &shadow->entries[depth];
+        memset(entry, 0, sizeof *entry);
+        entry->slot = (uintptr_t)slot;
+        entry->real_return = *slot;
+        entry->hook = (uint32_t)index;
+        entry->suspended = 1;
+        entry->saved_suspended = shim_suspended;
+        entry->saved_suspended_at = shim_suspended_at;
+        /* Library constructors run inside dlopen: hide the caller's regions from them. */
+        shim_suspended = true;
+        shim_suspended_at = shim_thread->innermost;
+        shim_sync_region(shim_thread);
+        *slot = (uintptr_t)arenashim_exit_stub;
+        return hook->resume;
+    }
+    uintptr_t resume = hook_enter_fast(index, slot);
+    return resume ? resume : hook->resume;
+}
+
+/* Closes one shadow entry: ends the region it opened (and any left open inside it). */
+static void close_entry(struct shadow_entry *entry, uintptr_t end_pc)
+{
+    struct thread_state *thread = shim_thread;
+    const struct hook *hook = &hook_table[entry->hook];
+    if (entry->suspended) {
+        shim_suspended = entry->saved_suspended;
+        shim_suspended_at = entry->saved_suspended_at;
+        shim_sync_region(thread);
+        return;
+    }
+    if (entry->opened_region && thread) {
+        /* Regions opened inside the call and never ended (API imbalance) end with it. */
+        bool found = false;
+        for (struct region *r = thread->innermost; r; r = r->outer)
+            if (r == entry->region)
+                found = true;
+        while (found && thread->innermost) {
+            struct region *innermost = thread->innermost;
+            region_end(thread, end_pc);
+            if (innermost == entry->region)
+                break;
+        }
+        shim_sync_region(thread);
+    }
+    if (hook_marker_depth[hook->marker] > 0)
+        hook_marker_depth[hook->marker]--;
+}
+
+uintptr_t hook_exit_slow(uintptr_t *slot)
+{
+    struct shadow_stack *shadow = hook_shadow;
+    unsigned depth = shadow ? shadow->depth : 0;
+    unsigned i = depth;
+    while (i > 0 && shadow->entries[i - 1].slot != (uintptr_t)slot)
+        i--;
+    if (i == 0) {
+        static const char message[] =
+            "arenashim: internal error: a hooked function returned through the exit stub, but "
+            "no shadow-stack entry matches its frame; aborting\n";
+        ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+        (void)ignored;
+        _exit(70);
+    }
+    /* Entries above the match belong to frames that were left without returning. */
+    while (shadow->depth > i) {
+        struct shadow_entry *abandoned = &shadow->entries[shadow->depth - 1];
+        close_entry(abandoned, abandoned->real_return);
+        shadow->depth--;
+    }
+    struct shadow_entry *entry = &shadow->entries[i - 1];
+    uintptr_t real_return = entry->real_return;
+    bool was_dlopen = entry->suspended;
+    close_entry(entry, real_return);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    shadow->depth = i - 1;
+    if (was_dlopen) {
+        /* New modules: resolve waiting markers, with regions hidden while we do. */
+        bool saved = shim_suspended;
+        struct region *saved_at = shim_suspended_at;
+        shim_suspended = true;
+        shim_suspended_at = shim_thread ? shim_thread->innermost : NULL;
+        shim_sync_region(shim_thread);
+        markers_after_dlopen();
+        shim_suspended = saved;
+        shim_suspended_at = saved_at;
+        shim_sync_region(shim_thread);
+    } else {
+        collector_after_region_end();
+    }
+    return real_return;
+}
+
+void shadow_unwind_to(uintptr_t stack_pointer)
+{
+    struct shadow_stack *shadow = hook_shadow;
+    if (shadow == NULL)
+        return;
+    while (shadow->depth > 0) {
+        struct shadow_entry *entry = &shadow->entries[shadow->depth - 1];
+        if (entry->slot >= stack_pointer)
+            break;
+        close_entry(entry, entry->real_return);
+        shadow->depth--;
+    }
+}
+
+void shadow_restore_return_addresses(void)
+{
+    struct shadow_stack *shadow = hook_shadow;
+    if (shadow == NULL)
+        return;
+    for (unsigned i = shadow->depth; i > 0; i--) {
+        struct shadow_entry *entry = &shadow->entries[i - 1];
+        if (*(uintptr_t *)entry->slot == (uintptr_t)arenashim_exit_stub)
+            *(uintptr_t *)entry->slot = entry->real_return;
+    }
+}
+
+void shadow_reinstall_return_addresses(uintptr_t stack_pointer)
+{
+    shadow_unwind_to(stack_pointer);
+    struct shadow_stack *shadow = hook_shadow;
+    if (shadow == NULL)
+        return;
+    for (unsigned i = 0; i < shadow->depth; i++) {
+        struct shadow_entry *entry = &shadow->entries[i];
+        if (*(uintptr_t *)entry->slot == entry->real_return)
+            *(uintptr_t *)entry->slot = (uintptr_t)arenashim_exit_stub;
+    }
+}
+
+uintptr_t shadow_translate(uintptr_t slot, uintptr_t address)
+{
+    struct shadow_stack *shadow = hook_shadow;
+    if (address != (uintptr_t)arenashim_exit_stub || shadow == NULL)
+        return address;
+    for (unsigned i = shadow->depth; i > 0; i--)
+        if (shadow->entries[i - 1].slot == slot)
+            return shadow->entries[i - 1].real_return;
+    return address;
+}
+
+void hook_thread_exit(void)
+{
+    while (hook_region_cache) {
+        struct region *next = hook_region_cache->outer;
+        region_record_free(hook_region_cache);
+        hook_region_cache = next;
+    }
+}
