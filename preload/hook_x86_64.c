@@ -318,12 +318,19 @@ static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t wh
         switch (insn->id) {
         case X86_INS_JMP:
             return emit_absolute_jump(out, target);
-        case X86_INS_CALL:
-            /* call *2(%rip); jmp .+8; .quad target */
-            out[0] = 0xff; out[1] = 0x15; out[2] = 2; out[3] = 0; out[4] = 0; out[5] = 0;
-            out[6] = 0xeb; out[7] = 0x08;
-            memcpy(out + 8, &target, 8);
-            return out + 16;
+        case X86_INS_CALL: {
+            /* A call is 5 bytes, so it is always the last displaced instruction: push the
+             * original return address and jump, so the callee returns into the function's
+             * own code, where unwinders and backtraces find its frame description. */
+            uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
+            static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
+            memcpy(out, lea_rsp, 5);
+            out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
+            memcpy(out + 8, &low, 4);
+            out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
+            memcpy(out + 16, &high, 4);
+            return emit_absolute_jump(out + 20, target);
+        }
         case X86_INS_JRCXZ: case X86_INS_JECXZ: case X86_INS_LOOP: case X86_INS_LOOPE:
         case X86_INS_LOOPNE:
             refuse(why, why_len, "'%s' in the first bytes has no long form to relocate", insn->mnemonic);
@@ -397,8 +404,9 @@ bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t 
     static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
     if (memcmp((const void *)start, endbr64, 4) == 0)
         site += 4;
-    if (*(const uint8_t *)site == 0xe9 || *(const uint8_t *)site == 0xcc)
-        return refuse(why, why_len, "its entry is already patched (hooked twice, or a breakpoint)");
+    if (*(const uint8_t *)site == 0xcc)
+        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger or another tool "
+                      "owns it");
     uintptr_t limit = end > start ? end : text_end;
 
     cs_insn *insn = cs_malloc(capstone);

@@ -36,6 +36,10 @@ struct marker_spec {
 };
 
 static struct marker_spec specs[MARKER_TABLE_MAX];
+/* The process the user started (not one it spawned): only there is a marker that names
+ * nothing an error.  Programs run shells and helpers that inherit ARENASHIM_REGIONS; a marker
+ * meant for the program must not kill them. */
+static bool root_process;
 static spin_lock markers_lock = SPIN_LOCK_INIT;
 static bool hooks_ready;
 
@@ -227,7 +231,9 @@ static void install_dlopen_hooks(void)
         Dl_info info;
         if (function == NULL || !dladdr(function, &info) || hook_count == HOOKS_MAX)
             continue;
-        struct module_query query = { (uintptr_t)info.dli_fbase, { { 0 } }, false };
+        struct module_query query;
+        memset(&query, 0, sizeof query);
+        query.base = (uintptr_t)info.dli_fbase;
         elf_for_each_module(find_module_by_base, &query);
         struct resolve_context context;
         memset(&context, 0, sizeof context);
@@ -247,11 +253,30 @@ static void install_dlopen_hooks(void)
     }
 }
 
-static void fatal_marker(const char *spec_text, const char *why)
+static bool decide_root_process(void)
 {
-    char message[700];
-    snprintf(message, sizeof message, "ARENASHIM_REGIONS: cannot hook marker '%s': %s", spec_text, why);
-    shim_fatal_startup(message);
+    char own[32];
+    snprintf(own, sizeof own, "%d", (int)getpid());
+    const char *root = getenv("ARENASHIM_ROOT_PID");
+    if (root != NULL)
+        return strcmp(root, own) == 0; /* exec without fork keeps the pid: still the root */
+    setenv("ARENASHIM_ROOT_PID", own, 1);
+    return true;
+}
+
+/* An error in the root process; a warning (verbose) elsewhere, and the marker is refused. */
+static void marker_problem(unsigned marker, const char *message)
+{
+    if (root_process)
+        shim_fatal_startup(message);
+    core.markers[marker].refused = true;
+    size_t len = strlen(message);
+    if (len >= sizeof core.markers[marker].reason)
+        len = sizeof core.markers[marker].reason - 1;
+    memcpy(core.markers[marker].reason, message, len);
+    core.markers[marker].reason[len] = '\0';
+    if (core.options.verbose >= 1)
+        fprintf(stderr, "arenashim: warning: %s\n", message);
 }
 
 void markers_init(void)
@@ -276,6 +301,7 @@ void markers_init(void)
         p = comma + 1;
     }
     core.marker_count = count;
+    root_process = decide_root_process();
     if (!hook_arch_init(error, sizeof error)) {
         char message[700];
         snprintf(message, sizeof message, "ARENASHIM_REGIONS: function markers cannot work here: %s", error);
@@ -290,13 +316,16 @@ void markers_init(void)
         context.marker = i;
         elf_for_each_module(resolve_in_module, &context);
         if (!context.found) {
+            if (spec->form == SPEC_FUNCTION || context.module_seen)
+                spec->done = true;
             if (spec->form == SPEC_FUNCTION) {
                 snprintf(error, sizeof error,
                          "ARENASHIM_REGIONS: marker '%s' names no function of the executable or any "
                          "loaded library; check the name with nm (C++ names are mangled), qualify it "
                          "as MODULE:FUNC for a library loaded later, or use MODULE+0xOFFSET for a "
                          "stripped binary", core.markers[i].spec);
-                shim_fatal_startup(error);
+                marker_problem(i, error);
+                continue;
             }
             if (context.module_seen) {
                 snprintf(error, sizeof error,
@@ -306,13 +335,19 @@ void markers_init(void)
                          spec->form == SPEC_MODULE_OFFSET ? "function starting at that offset "
                                                             "(.eh_frame_hdr)"
                                                           : "such function");
-                shim_fatal_startup(error);
+                marker_problem(i, error);
+                continue;
             }
             continue; /* its module is not loaded yet: wait for dlopen */
         }
-        if (!hook_marker(i, &context, error, sizeof error))
-            fatal_marker(core.markers[i].spec, error);
         spec->done = true;
+        if (!hook_marker(i, &context, error, sizeof error)) {
+            char message[700];
+            snprintf(message, sizeof message, "ARENASHIM_REGIONS: cannot hook marker '%s': %s",
+                     core.markers[i].spec, error);
+            marker_problem(i, message);
+            continue;
+        }
         core.markers[i].resolved = true;
         if (core.options.verbose >= 2) {
             fprintf(stderr, "arenashim: marker '%s' hooked at %#lx in %s\n", core.markers[i].spec,
@@ -347,7 +382,11 @@ void markers_after_dlopen(void)
             core.markers[i].resolved = true;
         } else {
             core.markers[i].refused = true;
-            snprintf(core.markers[i].reason, sizeof core.markers[i].reason, "%s", why);
+            size_t len = strlen(why);
+            if (len >= sizeof core.markers[i].reason)
+                len = sizeof core.markers[i].reason - 1;
+            memcpy(core.markers[i].reason, why, len);
+            core.markers[i].reason[len] = '\0';
             char message[700];
             int n = snprintf(message, sizeof message,
                              "arenashim: warning: marker '%s' resolved after dlopen but was not hooked: %s\n",
@@ -362,6 +401,8 @@ void markers_after_dlopen(void)
 
 void markers_report_unresolved(void)
 {
+    if (!root_process && core.options.verbose == 0)
+        return;
     for (unsigned i = 0; i < core.marker_count; i++) {
         const struct marker_stats *m = &core.markers[i];
         char message[700];

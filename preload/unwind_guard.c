@@ -65,21 +65,21 @@ static void before_jump(struct __jmp_buf_tag *env)
         shadow_unwind_to(jmpbuf_stack_pointer(env));
 }
 
-SHIM_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag *env, int value)
+SHIM_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag env[1], int value)
 {
     before_jump(env);
     real_longjmp(env, value);
     __builtin_unreachable();
 }
 
-SHIM_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag *env, int value)
+SHIM_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag env[1], int value)
 {
     before_jump(env);
     real__longjmp(env, value);
     __builtin_unreachable();
 }
 
-SHIM_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag *env, int value)
+SHIM_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag env[1], int value)
 {
     before_jump(env);
     real_siglongjmp(env, value);
