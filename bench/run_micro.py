@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""run_micro.py — runs the allocation and scan micro-benchmarks and tabulates them.
+
+Builds nothing: run `ninja -C build` first.  Runs build/bench/alloc_micro under glibc (no
+preload), LD_PRELOAD of jemalloc, mimalloc, tcmalloc_minimal, arenashim outside regions and
+arenashim with regions (BENCH_REGIONS=1), several times each (interleaved, so that a noisy
+moment hits every allocator alike), and takes medians.  Ratios are against jemalloc preloaded
+bare and against the bare bump pointer that alloc_micro times in the same process.  Then runs
+build/bench/scan_throughput under arenashim for 100M and 1G heaps (4G with --full).
+
+Prints markdown tables and writes them to build/bench-results/micro.md, with the raw medians
+in build/bench-results/micro.csv and scan.csv.
+
+    /usr/bin/python3 bench/run_micro.py [--quick] [--full] [--runs N] [--build DIR]
+"""
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+ALLOCATORS = [
+    # (label, preload or None, extra environment); arenashim paths are filled in by main()
+    ("glibc", None, {}),
+    ("jemalloc", LIBDIR + "/libjemalloc.so.2", {}),
+    ("mimalloc", LIBDIR + "/libmimalloc.so.2", {}),
+    ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", {}),
+    ("arenashim (no region)", "@ARENASHIM@", {}),
+    ("arenashim (regions)", "@ARENASHIM@", {"BENCH_REGIONS": "1"}),
+]
+MAIN_TESTS = [
+    # (test, its bump baseline, column title)
+    ("pairs", "bump_pairs", "malloc+free pair"),
+    ("build_free", "bump_build_free", "build N, free all"),
+    ("build_free_2t", "bump_build_free", "build+free, 2 threads"),
+]
+
+
+def parse_results(text):
+    results = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "RESULT":
+            results[parts[1]] = float(parts[2])
+    return results
+
+
+def run(command, env_extra, preload, timeout):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env.update(env_extra)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError("%s (LD_PRELOAD=%s) exited %d:\n%s%s" % (
+            " ".join(command), preload, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+    return parse_results(proc.stdout)
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "n/a"
+    if value >= 1000:
+        return "{:,.0f}".format(value)
+    return "%.*f" % (digits, value)
+
+
+def ratio(value, base):
+    if value is None or not base:
+        return None
+    return value / base
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def micro(args, alloc_micro, arenashim):
+    allocators = []
+    for label, preload, env in ALLOCATORS:
+        if preload == "@ARENASHIM@":
+            preload = arenashim
+        if preload and not os.path.exists(preload):
+            print("note: %s not found (%s): skipped" % (label, preload), file=sys.stderr)
+            continue
+        allocators.append((label, preload, env))
+
+    base_env = {"BENCH_QUICK": "1"} if args.quick else {}
+    runs = {label: [] for label, _, _ in allocators}
+    for r in range(args.runs):
+        for label, preload, env in allocators:
+            runs[label].append(run([alloc_micro], {**base_env, **env}, preload, 300))
+
+    # Per allocator: the median of each test, and of each run's ratio to its own bump baseline.
+    summary = {}
+    for label, _, _ in allocators:
+        results = runs[label]
+        names = sorted({name for res in results for name in res})
+        entry = {name: median_or_none([res.get(name) for res in results]) for name in names}
+        for test, bump, _ in MAIN_TESTS:
+            entry[test + "/bump"] = median_or_none(
+                [ratio(res.get(test), res.get(bump)) for res in results])
+        summary[label] = entry
+    jemalloc = summary.get("jemalloc", {})
+
+    lines = []
+    header = "| allocator |"
+    rule = "|---|"
+    for _, _, title in MAIN_TESTS:
+        header += " %s ns | x jemalloc | x bump |" % title
+        rule += "---:|---:|---:|"
+    lines += [header, rule]
+    for label, _, _ in allocators:
+        entry = summary[label]
+        row = "| %s |" % label
+        for test, _, _ in MAIN_TESTS:
+            value = entry.get(test)
+            row += " %s | %s | %s |" % (fmt(value), fmt(ratio(value, jemalloc.get(test)), 2),
+                                        fmt(entry.get(test + "/bump"), 2))
+        lines.append(row)
+    bump_pairs = median_or_none([e.get("bump_pairs") for e in summary.values()])
+    bump_build = median_or_none([e.get("bump_build_free") for e in summary.values()])
+    lines.append("| bare bump pointer (noinline) | %s | | 1.00 | %s | | 1.00 | %s | | 1.00 |" % (
+        fmt(bump_pairs), fmt(bump_build), fmt(bump_build)))
+
+    # Region costs, from the arenashim runs (the API tests run in both).
+    region_lines = []
+    with_regions = summary.get("arenashim (regions)", {})
+    no_region = summary.get("arenashim (no region)", {})
+    if with_regions:
+        region_lines += [
+            "| measurement | ns |",
+            "|---|---:|",
+            "| malloc+free pair, one region per 1000 pairs (amortised begin+end included) | %s |"
+            % fmt(with_regions.get("pairs"), 2),
+            "| malloc+free pair inside one long region (fast path only) | %s |"
+            % fmt(with_regions.get("pairs_1region"), 2),
+            "| bare bump pointer pair, same processes | %s |" % fmt(with_regions.get("bump_pairs"), 2),
+            "| region begin+end, empty | %s |" % fmt(with_regions.get("region_empty")),
+            "| region begin + 16 KiB of small objects + free + end | %s |"
+            % fmt(with_regions.get("region_16k")),
+            "| the same 16 KiB work without a region (jemalloc through the shim) | %s |"
+            % fmt(no_region.get("heap_16k", with_regions.get("heap_16k"))),
+        ]
+
+    rows = []
+    for label, _, _ in allocators:
+        for name, value in sorted(summary[label].items()):
+            rows.append({"allocator": label, "test": name,
+                         "value": "" if value is None else "%.4f" % value,
+                         "unit": "ratio" if name.endswith("/bump") else "ns",
+                         "runs": len(runs[label])})
+    return lines, region_lines, rows
+
+
+def parse_bytes(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.upper().rstrip("B").rstrip("I")
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def scan(args, scan_throughput, arenashim):
+    sizes = ["100M", "1G"] + (["4G"] if args.full else [])
+    reps = "3" if args.quick else "7"
+    lines = ["| heap | read GB/s | scan GB/s | scan / read | pause ms | scanned MB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    rows = []
+    for size in sizes:
+        res = run([scan_throughput, size, reps], {}, arenashim, 600)
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            size, fmt(res.get("read_gbps")), fmt(res.get("scan_gbps")), fmt(res.get("ratio"), 2),
+            fmt(res.get("pause_ms")), fmt(res.get("scan_bytes", 0) / 1e6)))
+        rows.append({"heap": size, "heap_bytes": int(parse_bytes(size)),
+                     **{k: res.get(k) for k in ("read_gbps", "scan_gbps", "ratio", "pause_ms",
+                                                "collect_ms", "scan_bytes")}})
+    return lines, rows
+
+
+def describe_machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    return "%s, %d CPUs, Linux %s, commit %s, %s" % (
+        model or platform.processor(), os.cpu_count() or 0, platform.release(), commit or "?",
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (under ~30 s in all)")
+    parser.add_argument("--full", action="store_true", help="also scan a 4 GiB heap")
+    parser.add_argument("--runs", type=int, help="processes per allocator (default 5, quick 3)")
+    parser.add_argument("--build", default=None, help="build directory (default: build)")
+    parser.add_argument("--no-scan", action="store_true", help="skip scan_throughput")
+    args = parser.parse_args()
+    if args.runs is None:
+        args.runs = 3 if args.quick else 5
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    build = os.path.abspath(args.build or os.path.join(root, "build"))
+    alloc_micro = os.path.join(build, "bench", "alloc_micro")
+    scan_throughput = os.path.join(build, "bench", "scan_throughput")
+    arenashim = os.path.join(build, "preload", "libarenashim.so")
+    for path in (alloc_micro, scan_throughput, arenashim):
+        if not os.path.exists(path):
+            sys.exit("run_micro.py: %s is missing: run `ninja -C %s` first" % (path, build))
+
+    started = time.monotonic()
+    out = ["# arenashim micro-benchmarks", "", describe_machine(), ""]
+    lines, region_lines, micro_rows = micro(args, alloc_micro, arenashim)
+    out += ["## Allocation (ns per malloc+free; median of %d processes, each the median of its "
+            "repetitions%s)" % (args.runs, ", quick" if args.quick else ""), "",
+            "Sizes 8..512 bytes from a fixed pseudo-random sequence; N = %d objects per round; "
+            "'x bump' is each process's time over its own bare bump pointer's (the 2-thread "
+            "column against the 1-thread bump)." % 100000, ""]
+    out += lines + [""]
+    if region_lines:
+        out += ["## Regions (arenashim API)", ""] + region_lines + [""]
+    scan_rows = []
+    if not args.no_scan:
+        scan_lines, scan_rows = scan(args, scan_throughput, arenashim)
+        out += ["## Conservative scan (arenashim_collect) against a plain read", "",
+                "Read: a vectorised sum over the heap's blocks.  Scan: scan_bytes / scan_ns from "
+                "the stats (the stop-the-world pause, /proc/self/maps and pagemap included); "
+                "GB = 10^9 bytes.", ""]
+        out += scan_lines + [""]
+    out.append("(%.1f s)" % (time.monotonic() - started))
+    text = "\n".join(out) + "\n"
+    print(text, end="")
+
+    results = os.path.join(build, "bench-results")
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "micro.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(results, "micro.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["allocator", "test", "value", "unit", "runs"])
+        writer.writeheader()
+        writer.writerows(micro_rows)
+    if scan_rows:
+        with open(os.path.join(results, "scan.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(scan_rows[0].keys()))
+            writer.writeheader()
+            writer.writerows(scan_rows)
+
+
+if __name__ == "__main__":
+    main()
