@@ -36,6 +36,8 @@
 
 #define MAPS_BUFFER_BYTES ((size_t)8 << 20)
 #define RED_ZONE_BYTES 128
+#define NO_SWAP_USE_MINCORE (-1)
+#define READ_EVERYTHING (-2)
 
 static spin_lock scan_lock = SPIN_LOCK_INIT;
 static char *maps_buffer;
@@ -44,7 +46,7 @@ static int giveup_reported;
 
 struct scan_walk {
     uintptr_t own_stack_pointer;
-    int pagemap_fd;
+    int pagemap_fd; /* >= 0: pagemap; NO_SWAP_USE_MINCORE; READ_EVERYTHING (pagemap unreadable) */
     unsigned metadata_count;
     uintptr_t metadata[1024][2];
     uint64_t bytes;
@@ -63,6 +65,14 @@ static void scan_present_run(uintptr_t start, uintptr_t end, void *data)
     struct scan_walk *walk = data;
     scan_range(start, end, &walk->source);
     walk->bytes += end - start;
+}
+
+static void scan_present_pages(struct scan_walk *walk, uintptr_t start, uintptr_t end)
+{
+    if (walk->pagemap_fd == NO_SWAP_USE_MINCORE)
+        mincore_for_each_present_run(start, end, scan_present_run, walk);
+    else
+        pagemap_for_each_present_run(walk->pagemap_fd, start, end, scan_present_run, walk);
 }
 
 /* Scans [start, end) less arenashim's metadata, page by present page. */
@@ -85,7 +95,7 @@ static void scan_without_metadata(struct scan_walk *walk, uintptr_t start, uintp
             }
         }
         if (cut > start)
-            pagemap_for_each_present_run(walk->pagemap_fd, start, cut, scan_present_run, walk);
+            scan_present_pages(walk, start, cut);
         start = resume;
     }
 }
@@ -158,8 +168,7 @@ static void scan_live_chunks(struct scan_walk *walk)
             if (meta->state != CHUNK_LIVE)
                 continue;
             uintptr_t chunk = (uintptr_t)chunk_address(index);
-            pagemap_for_each_present_run(walk->pagemap_fd, chunk + meta->faulted_end,
-                                         chunk + core.chunk_size, scan_present_run, walk);
+            scan_present_pages(walk, chunk + meta->faulted_end, chunk + core.chunk_size);
         }
     }
 }
@@ -274,7 +283,12 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
     if (maps_buffer == NULL || world.threads == NULL || walk == NULL)
         return;
     walk->own_stack_pointer = own_stack_pointer;
-    walk->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    walk->pagemap_fd = NO_SWAP_USE_MINCORE;
+    if (swap_is_active()) {
+        walk->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (walk->pagemap_fd < 0)
+            walk->pagemap_fd = READ_EVERYTHING;
+    }
     walk->metadata_count = metadata_ranges(walk->metadata, 1024);
 
     uint64_t start = now_ns();

@@ -194,6 +194,7 @@ static void initialize(void)
         check_directory_writable("stats_json", options.stats_json);
     if (!core_init(&options, error, sizeof error))
         shim_fatal_startup(error);
+    shim_heap_init();
     dl_iterate_phdr(register_own_segments, (void *)&core);
     caller_filter_init(&options);
     fault_handler_install();

@@ -28,4 +28,10 @@ void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end
                                   void (*visit)(uintptr_t start, uintptr_t end, void *data),
                                   void *data);
 
+/* The same through mincore(): only valid while no swap is active (swapped pages look absent). */
+void mincore_for_each_present_run(uintptr_t start, uintptr_t end,
+                                  void (*visit)(uintptr_t start, uintptr_t end, void *data),
+                                  void *data);
+bool swap_is_active(void);
+
 #endif

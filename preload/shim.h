@@ -97,6 +97,8 @@ void report_warm_up(void);
 
 /* --- malloc_shim.c ---------------------------------------------------------------------------- */
 
+/* Switches the heap path from jemalloc's mallocx family to its (faster) malloc family. */
+void shim_heap_init(void);
 /* Served by the heap after a region could not serve it; warns once. */
 void *shim_fallback_alloc(size_t size, size_t alignment);
 /* Writes the stats_json file and the stats summary (at exit, or before dying). */
