@@ -134,6 +134,35 @@ void chunk_fault_range(uintptr_t start, uintptr_t end)
     stats_add(&core.counters.bytes_faulted, end - start);
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+static bool recycling_unsupported;
+
+bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
+{
+    if (recycling_unsupported)
+        return false;
+    /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
+     * empty: no hole opens in the reservation that another thread's mmap could take. */
+    void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                         (void *)to);
+    if (moved == MAP_FAILED) {
+        if (errno == EINVAL)
+            recycling_unsupported = true;
+        return false;
+    }
+    if (mprotect((void *)from, len, PROT_NONE) != 0) {
+        /* Out of mappings: the range stays readable but holds only zeroes. */
+        madvise((void *)from, len, MADV_DONTNEED);
+    }
+    stats_add(&core.counters.fault_calls, 1);
+    stats_add(&core.counters.bytes_faulted, len);
+    stats_add(&core.counters.bytes_recycled, len);
+    return true;
+}
+
 void chunk_record_dead_range(uint32_t head, const struct dead_range *range)
 {
     struct dead_range *record = fixed_pool_alloc(&dead_range_pool);

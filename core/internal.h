@@ -104,14 +104,17 @@ struct region {
     struct thread_state *thread; /* NULL for an explicit arena */
     uint32_t current_chunk;      /* index + 1; 0 before the first allocation */
     uint32_t chunk_list;         /* retired chunks and spans, index + 1, linked by chunk_meta.next */
+    char *dirty_end;             /* recycled pages of earlier regions end here (see spare_chunk) */
     int32_t marker;
     unsigned depth;
     uintptr_t begin_pc;
 };
 
 struct spare_chunk {
-    uint32_t chunk;  /* index */
-    uint32_t offset; /* first never-used byte, page aligned in strict mode */
+    uint32_t chunk;       /* index */
+    uint32_t offset;      /* first byte no region has used, page aligned in strict mode */
+    uint32_t present_end; /* [offset, present_end): physical pages recycled from earlier
+                           * regions (present, dirty); beyond it, never touched */
 };
 
 struct thread_state {
@@ -143,6 +146,7 @@ struct core_counters {
     uint64_t chunks_released;
     uint64_t fault_calls;
     uint64_t bytes_faulted;
+    uint64_t bytes_recycled;
     uint64_t scans;
     uint64_t scan_bytes;
     uint64_t dangling_accesses;
@@ -303,6 +307,10 @@ bool chunk_acquire(uint32_t count, uint32_t *index);
 bool chunk_acquire_or_reclaim(uint32_t count, uint32_t *index);
 /* Discards [start, end) (page aligned) and makes it PROT_NONE. */
 void chunk_fault_range(uintptr_t start, uintptr_t end);
+/* Moves the physical pages of [from, from + len) to [to, to + len) and makes the old range
+ * fault: the old addresses die as with chunk_fault_range, but the next region reuses the
+ * pages instead of faulting in fresh ones.  false (nothing changed) when the kernel cannot. */
+bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to);
 void chunk_record_dead_range(uint32_t head, const struct dead_range *range);
 void chunk_quarantine(uint32_t head);
 /* Returns a quarantined chunk or span to the available set (after a scan). */

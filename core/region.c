@@ -21,6 +21,8 @@
 
 static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
 
+#define RECYCLE_MIN_PAGES 2
+
 /* Tails smaller than this are not worth a spare slot: the chunk is retired whole. */
 static size_t spare_min_bytes(void)
 {
@@ -88,15 +90,18 @@ static void retire_current_chunk(struct region *region)
     region->chunk_list = index + 1;
     region->current_chunk = 0;
     region->cursor = region->limit = region->last_object = region->high_water = NULL;
+    region->dirty_end = NULL;
 }
 
-static void start_in_chunk(struct region *region, uint32_t index, uint32_t offset)
+static void start_in_chunk(struct region *region, uint32_t index, uint32_t offset,
+                           uint32_t present_end)
 {
     char *chunk = chunk_address(index);
     core.chunks[index].owner_start = offset;
     region->current_chunk = index + 1;
     region->cursor = chunk + offset;
     region->high_water = chunk + offset;
+    region->dirty_end = chunk + (present_end > offset ? present_end : offset);
     region->limit = chunk + core.chunk_size;
     region->last_object = NULL;
 }
@@ -107,7 +112,7 @@ static bool take_spare(struct region *region)
     if (thread == NULL || thread->spare_count == 0)
         return false;
     struct spare_chunk spare = thread->spares[--thread->spare_count];
-    start_in_chunk(region, spare.chunk, spare.offset);
+    start_in_chunk(region, spare.chunk, spare.offset, spare.present_end);
     return true;
 }
 
@@ -167,7 +172,7 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
         uint32_t index;
         if (!chunk_acquire_or_reclaim(1, &index))
             return NULL;
-        start_in_chunk(region, index, 0);
+        start_in_chunk(region, index, 0, 0);
     }
     void *object = place(region, size, alignment);
     if (object == NULL) {
@@ -176,7 +181,7 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
         uint32_t index;
         if (!chunk_acquire_or_reclaim(1, &index))
             return NULL;
-        start_in_chunk(region, index, 0);
+        start_in_chunk(region, index, 0, 0);
         object = place(region, size, alignment);
     }
     return object;
@@ -215,14 +220,15 @@ bool region_resize_in_place(struct region *region, void *p, size_t new_size)
 void region_clear_reused(struct region *region, void *p, size_t size)
 {
     /* Chunk memory comes from the kernel zeroed (fresh, or faulted and re-protected); only
-     * bytes below the high-water mark of an undone allocation can hold old data.  Objects
-     * of other shapes (spans) are always fresh. */
+     * bytes below the high-water mark of an undone allocation, or pages recycled from an
+     * earlier region, can hold old data.  Spans are always fresh. */
     char *object = p;
     if (region->current_chunk == 0 || object < region->limit - core.chunk_size ||
         object >= region->limit)
         return;
-    if (object < region->high_water) {
-        size_t dirty = (size_t)(region->high_water - object);
+    char *dirty_end = region->high_water > region->dirty_end ? region->high_water : region->dirty_end;
+    if (object < dirty_end) {
+        size_t dirty = (size_t)(dirty_end - object);
         memset(object, 0, dirty < size ? dirty : size);
     }
 }
@@ -290,15 +296,41 @@ static void record_range(const struct region *region, uint32_t head, uintptr_t s
     chunk_record_dead_range(head, &range);
 }
 
-static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offset)
+static bool can_give_spare(const struct thread_state *owner, uint32_t offset)
 {
-    if (owner == NULL || owner->spare_count == THREAD_SPARE_CHUNKS ||
-        core.chunk_size - offset < spare_min_bytes())
+    return owner != NULL && owner->spare_count < THREAD_SPARE_CHUNKS &&
+           core.chunk_size - offset >= spare_min_bytes();
+}
+
+static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offset,
+                       uint32_t present_end)
+{
+    if (!can_give_spare(owner, offset))
         return false;
     owner->spares[owner->spare_count].chunk = index;
     owner->spares[owner->spare_count].offset = offset;
+    owner->spares[owner->spare_count].present_end = present_end;
     owner->spare_count++;
     return true;
+}
+
+/* Strict mode's cheap way to keep its promise: the region's pages move (mremap) to just
+ * past the pages already waiting in the chunk, and the old addresses fault.  The next region
+ * finds physical pages in place instead of taking a page fault per page, which on these
+ * machines costs more than the move (see bench/).  Returns the new end of present pages. */
+static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, uintptr_t dirty_end,
+                                    uintptr_t chunk_end)
+{
+    /* One page moves for two system calls where a discard costs one plus a fault: below
+     * RECYCLE_MIN_PAGES discarding is cheaper (bench/alloc_micro: pairs vs region_16k). */
+    if (core.options.on_dangling == ON_DANGLING_RECOVER ||
+        used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES)
+        return 0;
+    size_t len = used_end - used_start;
+    uintptr_t destination = dirty_end > used_end ? dirty_end : used_end;
+    if (destination + len > chunk_end || !chunk_recycle_pages(used_start, len, destination))
+        return 0;
+    return destination + len;
 }
 
 void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
@@ -335,14 +367,21 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
             /* Go's fast path: no system call; the old objects stay readable until the chunk
              * fills and is faulted, but their bytes are never handed out again. */
             uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
-            if (!give_spare(spare_owner, index, offset)) {
+            if (!give_spare(spare_owner, index, offset, offset)) {
                 fault_batch_add(&batch, chunk, chunk_end);
                 fault_batch_quarantine(&batch, index);
             }
         } else {
             uintptr_t used_end = align_up(high_water, PAGE_SIZE_BYTES);
             uint32_t offset = (uint32_t)(used_end - chunk);
-            if (give_spare(spare_owner, index, offset)) {
+            uintptr_t dirty_end = align_up((uintptr_t)region->dirty_end, PAGE_SIZE_BYTES);
+            uintptr_t present_end;
+            if (can_give_spare(spare_owner, offset) &&
+                (present_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end)) != 0) {
+                give_spare(spare_owner, index, offset, (uint32_t)(present_end - chunk));
+                meta->faulted_end = offset;
+            } else if (give_spare(spare_owner, index, offset,
+                                  (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk))) {
                 fault_batch_add(&batch, used_start, used_end);
                 meta->faulted_end = offset;
             } else {

@@ -118,6 +118,7 @@ size_t stats_format_json(char *buf, size_t len)
                 (unsigned long long)__atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED));
     text_append(&text, "\"fault_calls\": %llu, ", (unsigned long long)c.fault_calls);
     text_append(&text, "\"bytes_faulted\": %llu, ", (unsigned long long)c.bytes_faulted);
+    text_append(&text, "\"bytes_recycled\": %llu, ", (unsigned long long)c.bytes_recycled);
     text_append(&text, "\"scans\": %llu, ", (unsigned long long)c.scans);
     text_append(&text, "\"scan_bytes\": %llu, ", (unsigned long long)c.scan_bytes);
     text_append(&text, "\"scan_giveups\": %llu, ", (unsigned long long)c.scan_giveups);
