@@ -1,0 +1,964 @@
+#!/usr/bin/python3
+"""Integration tests of arenashim: real programs run under LD_PRELOAD.
+
+Usage:
+    /usr/bin/python3 tests/integration/run.py --build build [-k SUBSTRING] [-j N] [--list]
+
+The runner compiles the programs of tests/programs/ (gcc/g++ -O2 -g -Iinclude -pthread) into
+BUILD/integration/, then runs each case below with LD_PRELOAD set to BUILD/preload/
+libarenashim.so and prints one line per case, `PASS name` or `FAIL name: reason` (followed by
+a few lines of the captured output), and finally `N passed, N failed`.  It exits 1 when a
+case failed.
+
+Cases are data: a Case names a command line and what must come of it (exit status, stdout,
+the first stderr line, the stats_json figures, identity with a run without arenashim...).
+To add one, append it to the list built in cases(); a check that does not fit the keyword
+arguments goes in a `check` function that raises Failure.  Command lines and options may use
+{bin} (the compiled programs), {tmp} (a fresh directory for the case), {data} (shared
+generated inputs), {programs} (tests/programs) and {lib} (the preload library).
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS = ROOT / "tests" / "programs"
+PYTHON = "/usr/bin/python3"
+
+# The keys the design brief promises in the stats_json object.
+BRIEF_STATS_KEYS = (
+    "regions_begun", "regions_ended", "region_allocs", "region_bytes", "chunks_mapped",
+    "chunks_quarantined", "chunks_reused", "scans", "scan_bytes", "dangling_accesses",
+    "escaped_frees", "markers",
+)
+
+REPORT_RE = (r"^==(\d+)==ERROR: arenashim: use-after-region-free on address 0x[0-9a-f]+ "
+             r"\((READ|WRITE) of region #\d+, marker '(.*)'\)$")
+
+
+def report_re(access, marker):
+    return (r"^==\d+==ERROR: arenashim: use-after-region-free on address 0x[0-9a-f]+ "
+            r"\(%s of region #\d+, marker '%s'\)$" % (access, re.escape(marker)))
+
+
+class Failure(Exception):
+    """A case did not hold; the message says why."""
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+# --- building the programs -----------------------------------------------------------------
+
+class Build:
+    def __init__(self, build_dir):
+        self.build_dir = build_dir
+        self.bin = build_dir / "integration"
+        self.lib = build_dir / "preload" / "libarenashim.so"
+        self.errors = {}  # program name -> compiler output
+
+    def sources(self):
+        result = []
+        for path in sorted(PROGRAMS.iterdir()):
+            if path.suffix in (".c", ".cpp", ".cc"):
+                result.append(path)
+        return result
+
+    def output_of(self, source):
+        if source.stem.startswith("lib") and source.suffix == ".c":
+            return self.bin / (source.stem + ".so")
+        return self.bin / source.stem
+
+    def command(self, source, out):
+        compiler = "g++" if source.suffix in (".cpp", ".cc") else "gcc"
+        cmd = [compiler, "-O2", "-g", "-I" + str(ROOT / "include"), "-I" + str(PROGRAMS), "-pthread"]
+        if compiler == "g++":
+            cmd.append("-std=c++17")
+        if self.output_of(source).suffix == ".so":
+            cmd += ["-shared", "-fPIC"]
+        cmd += ["-o", str(out), str(source)]
+        # Extra flags: a line "integration-build: FLAGS" in the source, e.g. to link a library.
+        match = re.search(r"integration-build:\s*(.*)", source.read_text(errors="replace"))
+        if match:
+            cmd += match.group(1).replace("*/", "").replace("{bin}", str(self.bin)).split()
+        return cmd
+
+    def stale(self, source):
+        out = self.output_of(source)
+        if not out.exists():
+            return True
+        inputs = [source, ROOT / "include" / "arenashim.h"] + list(PROGRAMS.glob("*.h"))
+        newest = max(p.stat().st_mtime for p in inputs if p.exists())
+        return out.stat().st_mtime < newest
+
+    def compile_all(self, jobs):
+        self.bin.mkdir(parents=True, exist_ok=True)
+        sources = self.sources()
+        # Shared libraries first: programs link against them.
+        libraries = [s for s in sources if self.output_of(s).suffix == ".so"]
+        programs = [s for s in sources if s not in libraries]
+        for group in (libraries, programs):
+            todo = [s for s in group if self.stale(s)]
+            with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+                for source, result in zip(todo, pool.map(self.compile_one, todo)):
+                    if result is not None:
+                        self.errors[source.stem] = result
+
+    def compile_one(self, source):
+        # Into a temporary name, then renamed: a concurrent run never sees half a program.
+        out = self.output_of(source)
+        partial = out.with_name(out.name + ".tmp%d" % os.getpid())
+        cmd = self.command(source, partial)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            for path in (partial, out):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+            return "$ " + " ".join(cmd) + "\n" + proc.stdout
+        os.replace(partial, out)
+        return None
+
+
+# --- running ---------------------------------------------------------------------------------
+
+class Run:
+    """What one process did."""
+
+    def __init__(self, argv, rc, stdout, stderr, elapsed):
+        self.argv = argv
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.elapsed = elapsed
+        self.stats = None
+
+    @property
+    def out(self):
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self):
+        return self.stderr.decode(errors="replace")
+
+    def first_err_line(self):
+        lines = self.err.splitlines()
+        return lines[0] if lines else ""
+
+
+def base_env():
+    env = dict(os.environ)
+    for key in ("LD_PRELOAD", "ARENASHIM_OPTIONS", "ARENASHIM_REGIONS"):
+        env.pop(key, None)
+    env["LC_ALL"] = "C"
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def run_process(argv, env, timeout, stdin=None, cwd=None):
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        stdout, stderr = proc.communicate()
+        run = Run(argv, None, stdout, stderr, time.monotonic() - start)
+        raise TimedOut(run, timeout)
+    return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
+
+
+class TimedOut(Failure):
+    def __init__(self, run, timeout):
+        super().__init__("timed out after %ss: %s" % (timeout, " ".join(run.argv)))
+        self.run = run
+
+
+class Context:
+    def __init__(self, build, tmp_root, timeout_scale):
+        self.build = build
+        self.tmp_root = tmp_root
+        self.timeout_scale = timeout_scale
+        self.data = tmp_root / "data"
+        self.data.mkdir()
+        self._data_lock = threading.Lock()
+        self._data_done = set()
+
+    def substitutions(self, tmp):
+        return {"bin": str(self.build.bin), "tmp": str(tmp), "data": str(self.data),
+                "programs": str(PROGRAMS), "lib": str(self.build.lib.resolve())}
+
+    def ensure_data(self, name, make):
+        """Makes a shared input file once, whichever case asks first."""
+        with self._data_lock:
+            path = self.data / name
+            if name not in self._data_done:
+                make(path)
+                self._data_done.add(name)
+            return path
+
+
+def fmt(value, subs):
+    if isinstance(value, str):
+        return value.format(**subs)
+    return value
+
+
+class Case:
+    """One test: run argv (with the preload unless preload=False) and check the outcome.
+
+    rc            expected exit status (-11: killed by SIGSEGV); None: not checked
+    options       ARENASHIM_OPTIONS (string)
+    stats         add stats_json={tmp}/stats.json and parse it into run.stats
+    stdout        exact expected stdout (str)
+    stdout_has    substrings that must be in stdout; stdout_lacks: must not be
+    stdout_re     regular expression stdout must match (search, multiline)
+    stderr_first  regular expression the first stderr line must match (fullmatch)
+    stderr_has    substrings that must be in stderr; stderr_lacks: must not be
+    stderr_empty  stderr must be empty
+    same_as_plain run the same command without arenashim: stdout and status must be identical
+    check         function(run, case_dir) for anything else; raises Failure
+    setup         function(ctx, case_dir) run first (make input files)
+    env           extra environment variables; stdin: bytes or text fed to the program
+    needs         tools that must be on PATH; timeout: seconds (scaled by --timeout-scale)
+    Programs from {bin} print NOSHIM when arenashim's API is missing: that always fails.
+    """
+
+    def __init__(self, name, argv, rc=0, options=None, env=None, preload=True, stats=False,
+                 stdout=None, stdout_has=(), stdout_lacks=(), stdout_re=None, stderr_first=None,
+                 stderr_has=(), stderr_lacks=(), stderr_empty=False, same_as_plain=False,
+                 check=None, setup=None, timeout=60, stdin=None, needs=(), cwd=None):
+        self.name = name
+        self.argv = list(argv)
+        self.rc = rc
+        self.options = options
+        self.env = env or {}
+        self.preload = preload
+        self.stats = stats
+        self.stdout = stdout
+        self.stdout_has = [stdout_has] if isinstance(stdout_has, str) else list(stdout_has)
+        self.stdout_lacks = [stdout_lacks] if isinstance(stdout_lacks, str) else list(stdout_lacks)
+        self.stdout_re = stdout_re
+        self.stderr_first = stderr_first
+        self.stderr_has = [stderr_has] if isinstance(stderr_has, str) else list(stderr_has)
+        self.stderr_lacks = [stderr_lacks] if isinstance(stderr_lacks, str) else list(stderr_lacks)
+        self.stderr_empty = stderr_empty
+        self.same_as_plain = same_as_plain
+        self.check = check
+        self.setup = setup
+        self.timeout = timeout
+        self.stdin = stdin
+        self.needs = [needs] if isinstance(needs, str) else list(needs)
+        self.cwd = cwd
+
+    def programs(self):
+        """Compiled programs this case runs (to report build failures against it)."""
+        names = []
+        for arg in self.argv:
+            m = re.match(r"\{bin\}/([\w.-]+)", arg)
+            if m:
+                names.append(m.group(1))
+        return names
+
+    def execute(self, ctx, case_dir, state):
+        for tool in self.needs:
+            expect(shutil.which(tool), "needs %s, which is not installed" % tool)
+        for prog in self.programs():
+            expect(prog not in ctx.build.errors, "program %s did not compile" % prog)
+        subs = ctx.substitutions(case_dir)
+        if self.setup:
+            self.setup(ctx, case_dir)
+        argv = [fmt(a, subs) for a in self.argv]
+        timeout = self.timeout * ctx.timeout_scale
+        stdin = self.stdin.encode() if isinstance(self.stdin, str) else self.stdin
+        cwd = fmt(self.cwd, subs) if self.cwd else str(case_dir)
+
+        env = base_env()
+        env.update({k: fmt(v, subs) for k, v in self.env.items()})
+        options = fmt(self.options, subs) if self.options is not None else None
+        stats_path = case_dir / "stats.json"
+        if self.stats:
+            extra = "stats_json=" + str(stats_path)
+            options = extra if not options else options + "," + extra
+        if options is not None:
+            env["ARENASHIM_OPTIONS"] = options
+        if self.preload:
+            env["LD_PRELOAD"] = subs["lib"]
+
+        run = state["run"] = run_process(argv, env, timeout, stdin, cwd)
+        if self.stats:
+            expect(stats_path.exists(), "stats_json file %s was not written" % stats_path)
+            try:
+                run.stats = json.loads(stats_path.read_text())
+            except ValueError as e:
+                raise Failure("stats_json file does not parse: %s" % e)
+        self.verify(run, case_dir)
+
+        if self.same_as_plain:
+            plain_env = base_env()
+            plain_env.update({k: fmt(v, subs) for k, v in self.env.items()})
+            plain = run_process(argv, plain_env, timeout, stdin, cwd)
+            state["plain"] = plain
+            expect(plain.rc == run.rc,
+                   "exit status %s under arenashim, %s without" % (run.rc, plain.rc))
+            if plain.stdout != run.stdout:
+                a, b = plain.out.splitlines(), run.out.splitlines()
+                line = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+                raise Failure("stdout differs from a run without arenashim (%d vs %d bytes), first at "
+                              "line %d: %r vs %r" % (len(run.stdout), len(plain.stdout), line + 1,
+                                                     b[line] if line < len(b) else "<eof>",
+                                                     a[line] if line < len(a) else "<eof>"))
+        return run
+
+    def verify(self, run, case_dir):
+        out, err = run.out, run.err
+        if self.preload and self.programs():
+            # Our programs print NOSHIM when arenashim's API is missing: the preload failed.
+            expect("NOSHIM" not in out, "the program did not see arenashim (NOSHIM)")
+        if self.rc is not None:
+            expect(run.rc == self.rc, "exit status %s, expected %s%s" % (
+                describe_status(run.rc), describe_status(self.rc), "" if run.rc != 2 or "arenashim: error" not in err else
+                " (%s)" % run.first_err_line()))
+        if self.stdout is not None:
+            expect(out == self.stdout, "stdout is %r, expected %r" % (out[:300], self.stdout[:300]))
+        for s in self.stdout_has:
+            expect(s in out, "stdout lacks %r" % s)
+        for s in self.stdout_lacks:
+            expect(s not in out, "stdout has %r" % s)
+        if self.stdout_re:
+            expect(re.search(self.stdout_re, out, re.M), "stdout does not match /%s/" % self.stdout_re)
+        if self.stderr_first:
+            expect(re.fullmatch(self.stderr_first, run.first_err_line()),
+                   "first stderr line %r does not match /%s/" % (run.first_err_line(), self.stderr_first))
+        for s in self.stderr_has:
+            expect(s in err, "stderr lacks %r" % s)
+        for s in self.stderr_lacks:
+            expect(s not in err, "stderr has %r" % s)
+        if self.stderr_empty:
+            expect(err == "", "stderr is not empty")
+        if self.check:
+            self.check(run, case_dir)
+
+
+def describe_status(rc):
+    if rc is None:
+        return "none"
+    if rc < 0:
+        try:
+            return "%d (%s)" % (rc, signal.Signals(-rc).name)
+        except ValueError:
+            return str(rc)
+    return str(rc)
+
+
+# --- check helpers ------------------------------------------------------------------------------
+
+def stats_equal(**expected):
+    """A check: stats_json keys with exact values."""
+    def check(run, case_dir):
+        for key, value in expected.items():
+            expect(key in run.stats, "stats_json lacks %r" % key)
+            expect(run.stats[key] == value, "stats %s = %r, expected %r" % (key, run.stats[key], value))
+    return check
+
+
+def stats_at_least(**expected):
+    def check(run, case_dir):
+        for key, value in expected.items():
+            expect(key in run.stats, "stats_json lacks %r" % key)
+            expect(run.stats[key] >= value, "stats %s = %r, expected >= %r" % (key, run.stats[key], value))
+    return check
+
+
+def all_of(*checks):
+    def check(run, case_dir):
+        for c in checks:
+            c(run, case_dir)
+    return check
+
+
+def check_brief_keys(run, case_dir):
+    missing = [k for k in BRIEF_STATS_KEYS if k not in run.stats]
+    expect(not missing, "stats_json lacks keys %s" % ", ".join(missing))
+    for key in BRIEF_STATS_KEYS:
+        if key != "markers":
+            expect(isinstance(run.stats[key], int) and run.stats[key] >= 0,
+                   "stats %s = %r is not a count" % (key, run.stats[key]))
+    expect(isinstance(run.stats["markers"], list), "stats markers is not a list")
+
+
+def counted_check(regions, per_region, arena_allocs):
+    """stats for tests/programs/counted.c REGIONS PER_REGION ARENA_ALLOCS."""
+    total = regions + (1 if arena_allocs else 0)
+    allocs = regions * per_region + arena_allocs
+
+    def check(run, case_dir):
+        check_brief_keys(run, case_dir)
+        s = run.stats
+        expect(s["regions_begun"] == total, "regions_begun %r, expected %d" % (s["regions_begun"], total))
+        expect(s["regions_ended"] == total, "regions_ended %r, expected %d" % (s["regions_ended"], total))
+        expect(s["region_allocs"] >= allocs, "region_allocs %r, expected >= %d" % (s["region_allocs"], allocs))
+        expect(s["region_allocs"] <= allocs + 16,
+               "region_allocs %r, expected about %d" % (s["region_allocs"], allocs))
+        expect(s["region_bytes"] >= 32 * allocs, "region_bytes %r, expected >= %d" % (s["region_bytes"], 32 * allocs))
+        expect(s["dangling_accesses"] == 0, "dangling_accesses %r" % s["dangling_accesses"])
+        expect(s["escaped_frees"] == 0, "escaped_frees %r" % s["escaped_frees"])
+        if allocs:
+            expect(s["chunks_mapped"] >= 1, "chunks_mapped %r with region allocations" % s["chunks_mapped"])
+        expect(s["markers"] == [], "markers %r without ARENASHIM_REGIONS" % s["markers"])
+    return check
+
+
+def log_file_check(pattern_access, marker):
+    """The dangling report went to {tmp}/report.log, not to stderr."""
+    def check(run, case_dir):
+        log = case_dir / "report.log"
+        expect(log.exists(), "log_path file was not written")
+        lines = log.read_text(errors="replace").splitlines()
+        expect(lines and re.fullmatch(report_re(pattern_access, marker), lines[0]),
+               "first log line %r is not the report" % (lines[0] if lines else ""))
+        expect("use-after-region-free" not in run.err, "the report went to stderr too")
+    return check
+
+
+def report_structure_check(program, access):
+    """The report names the faulting instruction: frame #0 of the access backtrace lies in the
+    program and symbolises (addr2line) to the source line of the dangling access; the region's
+    begin and end sites are frames in the program too."""
+    source_text = {"READ": "p[0]", "WRITE": "p[1] = "}[access]
+
+    def check(run, case_dir):
+        lines = run.err.splitlines()
+        expect("  access backtrace:" in lines, "the report has no access backtrace")
+        first = lines[lines.index("  access backtrace:") + 1].strip()
+        m = re.fullmatch(r"#0 0x[0-9a-f]+ %s\+0x([0-9a-f]+)( \(.*\))?" % re.escape(program), first)
+        expect(m, "frame #0 of the access backtrace is %r, not in %s" % (first, program))
+        for section in ("  region began at:", "  region ended at:"):
+            expect(section in lines, "the report lacks %r" % section.strip())
+            frame = lines[lines.index(section) + 1].strip()
+            expect(re.fullmatch(r"#0 0x[0-9a-f]+ %s\+0x[0-9a-f]+( \(.*\))?" % re.escape(program), frame),
+                   "%s frame %r is not in %s" % (section.strip(), frame, program))
+        expect(re.search(r"^==\d+==ABORTING", run.err, re.M), "the report has no ABORTING line")
+        if shutil.which("addr2line"):
+            where = subprocess.run(["addr2line", "-e", str(Path(run.argv[0])), "0x" + m.group(1)],
+                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+            fm = re.match(r"(.*):(\d+)", where)
+            expect(fm and Path(fm.group(1)).exists(), "addr2line could not place frame #0 (%r)" % where)
+            line = Path(fm.group(1)).read_text().splitlines()[int(fm.group(2)) - 1]
+            expect(source_text in line, "frame #0 symbolises to %s: %r, not the %s access" % (where, line.strip(), access))
+    return check
+
+
+# --- strace: no system call for empty regions --------------------------------------------------
+
+MEMORY_CALLS = "mmap,mprotect,munmap,madvise,mremap"
+
+
+def strace_count(ctx, case_dir, state, argv, options=None, tag="x"):
+    out = case_dir / ("strace.%s" % tag)
+    cmd = ["strace", "-f", "-qq", "-o", str(out), "-e", "trace=" + MEMORY_CALLS,
+           "-E", "LD_PRELOAD=" + str(ctx.build.lib.resolve())]
+    if options:
+        cmd += ["-E", "ARENASHIM_OPTIONS=" + options]
+    run = state["run"] = run_process(cmd + argv, base_env(), 60 * ctx.timeout_scale)
+    expect(run.rc == 0, "%s exited %s: %s" % (" ".join(argv), describe_status(run.rc), run.err[-300:]))
+    expect("OK empty_regions" in run.out and "NOSHIM" not in run.out,
+           "empty_regions did not run under arenashim: %r" % run.out[-200:])
+    counts = {}
+    for line in out.read_text().splitlines():
+        m = re.match(r"(?:\d+\s+)?(\w+)\(", line)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+def syscalls_do_not_scale(bytes_per_region, options=None, expect_scaling=False):
+    def run_case(ctx, case_dir, state):
+        prog = str(ctx.build.bin / "empty_regions")
+        small = strace_count(ctx, case_dir, state, [prog, "10", str(bytes_per_region)], options, "10")
+        large = strace_count(ctx, case_dir, state, [prog, "2000", str(bytes_per_region)], options, "2000")
+        total_small, total_large = sum(small.values()), sum(large.values())
+        if expect_scaling:
+            # The counterpart: regions that allocate do fault their memory at the end, so the
+            # count grows with the number of regions (this keeps the strace check honest).
+            expect(total_large >= total_small + 1500,
+                   "memory system calls: %d for 10 regions, %d for 2000 (expected growth)" %
+                   (total_small, total_large))
+        else:
+            expect(total_large <= total_small + 8,
+                   "memory system calls grow with the number of regions: %s for 10, %s for 2000" %
+                   (small, large))
+    return run_case
+
+
+class FuncCase(Case):
+    """A case whose whole run is a function(ctx, case_dir) that raises Failure."""
+
+    def __init__(self, name, func, needs=(), programs=()):
+        super().__init__(name, [], needs=needs)
+        self.func = func
+        self._programs = list(programs)
+
+    def programs(self):
+        return self._programs
+
+    def execute(self, ctx, case_dir, state):
+        for tool in self.needs:
+            expect(shutil.which(tool), "needs %s, which is not installed" % tool)
+        for prog in self.programs():
+            expect(prog not in ctx.build.errors, "program %s did not compile" % prog)
+        self.func(ctx, case_dir, state)
+
+
+# --- generated inputs ----------------------------------------------------------------------------
+
+def make_sort_input(path):
+    rng = random.Random(20240611)
+    words = ["alpha", "Beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    with open(path, "w") as f:
+        for i in range(200000):
+            kind = i % 4
+            if kind == 0:
+                f.write("%d\n" % rng.randint(-10**9, 10**9))
+            elif kind == 1:
+                f.write("%s %d %s\n" % (rng.choice(words), rng.randint(0, 999), rng.choice(words)))
+            elif kind == 2:
+                f.write("%.6f\t%s\n" % (rng.uniform(-1000, 1000), "".join(rng.choice("xyzXYZ09 ") for _ in range(rng.randint(0, 30)))))
+            else:
+                f.write("%s\n" % "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 40))))
+
+
+def sort_setup(ctx, case_dir):
+    ctx.ensure_data("sort_input.txt", make_sort_input)
+
+
+def sqlite_setup(ctx, case_dir):
+    expect(shutil.which("sqlite3"), "sqlite3 is not installed (apt-get install -y sqlite3)")
+
+
+# --- the cases -------------------------------------------------------------------------------------
+
+BAD_OPTIONS = [
+    # (value of ARENASHIM_OPTIONS, the key the message must name)
+    ("chunk_size=3M", "chunk_size"),
+    ("chunk_size=abc", "chunk_size"),
+    ("chunk_size=1K", "chunk_size"),
+    ("chunk_size=2G", "chunk_size"),
+    ("chunk_size=", "chunk_size"),
+    ("chunk_size=1X", "chunk_size"),
+    ("reserve=1K", "reserve"),
+    ("reserve=lots", "reserve"),
+    ("chunk_size=64M,reserve=128M", "reserve"),
+    ("on_dangling=maybe", "on_dangling"),
+    ("on_dangling=", "on_dangling"),
+    ("partial_reuse=2", "partial_reuse"),
+    ("partial_reuse=yes", "partial_reuse"),
+    ("quarantine_max=0", "quarantine_max"),
+    ("quarantine_max=big", "quarantine_max"),
+    ("scan=maybe", "scan"),
+    ("exclude=", "exclude"),
+    ("exclude=libc.so.6::libm.so.6", "exclude"),
+    ("stats=yes", "stats"),
+    ("stats=2", "stats"),
+    ("stats_json=", "stats_json"),
+    ("stats_json=/nonexistent/dir/x.json", "stats_json"),
+    ("log_path=", "log_path"),
+    ("log_path=/nonexistent/dir/x.log", "log_path"),
+    ("trace_allocs=-1", "trace_allocs"),
+    ("trace_allocs=often", "trace_allocs"),
+    ("verbose=3", "verbose"),
+    ("verbose=-1", "verbose"),
+    ("bogus_key=1", "bogus_key"),
+    ("chunk_size", "chunk_size"),            # a pair without '='
+    ("stats=1,", "stats"),                   # a trailing comma
+    ("stats=1,,verbose=1", "ARENASHIM_OPTIONS"),  # an empty entry
+    ("=1", "ARENASHIM_OPTIONS"),             # no key
+]
+
+GOOD_OPTIONS = [
+    "chunk_size=4M,reserve=64G,partial_reuse=1,stats=1",
+    "chunk_size=64K",
+    "chunk_size=1MiB",
+    "chunk_size=2MB,reserve=1T",
+    "chunk_size=1048576",
+    "reserve=64g",
+    "on_dangling=recover",
+    "on_dangling=abort,scan=off",
+    "scan=on,quarantine_max=16M",
+    "partial_reuse=0,partial_reuse=1",
+    "exclude=libc.so.6:ld-linux-x86-64.so.2:libstdc++.so.6",
+    "exclude=libnothing",
+    "stats=0",
+    "trace_allocs=1",
+    "trace_allocs=100,verbose=2",
+    "verbose=1",
+    "log_path={tmp}/log.%p.txt",
+    "",
+]
+
+
+def cases():
+    B = "{bin}/"
+    c = []
+
+    # 1. The malloc family's edge cases, outside and inside a region.
+    c.append(Case("malloc/edge-outside", [B + "malloc_edge", "outside"], stdout_has="OK malloc_edge-outside"))
+    c.append(Case("malloc/edge-inside", [B + "malloc_edge", "inside"], stdout_has="OK malloc_edge-inside"))
+    c.append(Case("malloc/edge-inside-chunk64K", [B + "malloc_edge", "inside"], options="chunk_size=64K",
+                  stdout_has="OK malloc_edge-inside"))
+    c.append(Case("malloc/edge-inside-chunk16M", [B + "malloc_edge", "inside"], options="chunk_size=16M",
+                  stdout_has="OK malloc_edge-inside"))
+    c.append(Case("malloc/edge-inside-partial_reuse", [B + "malloc_edge", "inside"], options="partial_reuse=1",
+                  stdout_has="OK malloc_edge-inside"))
+    c.append(Case("malloc/edge-inside-recover", [B + "malloc_edge", "inside"], options="on_dangling=recover",
+                  stdout_has="OK malloc_edge-inside"))
+    c.append(Case("malloc/edge-inside-stats", [B + "malloc_edge", "inside"], stats=True,
+                  stdout_has="OK malloc_edge-inside",
+                  check=all_of(stats_equal(regions_begun=3, regions_ended=3, dangling_accesses=0),
+                               stats_at_least(region_allocs=200, chunks_mapped=2))))
+    c.append(Case("malloc/reuse-calloc-zero", [B + "reuse", "30"], stdout_has="OK reuse"))
+    c.append(Case("malloc/reuse-calloc-zero-recover", [B + "reuse", "30"], options="on_dangling=recover",
+                  stdout_has="OK reuse"))
+    for opts in (None, "partial_reuse=1", "chunk_size=64K"):
+        c.append(Case("malloc/next-region-calloc-zero" + ("-" + opts if opts else ""),
+                      [B + "reuse", "300", "nocollect"], options=opts, stdout_has="OK reuse"))
+    c.append(Case("malloc/reuse-calloc-zero-partial_reuse", [B + "reuse", "30"], options="partial_reuse=1",
+                  stdout_has="OK reuse"))
+
+    # 2. C++.
+    for mode in ("outside", "inside"):
+        c.append(Case("cxx/alloc-" + mode, [B + "cxx_alloc", mode], stdout_has="OK cxx_alloc-" + mode,
+                      stdout_re=r"^checksum 8709d63536609da4$"))
+    c.append(Case("cxx/alloc-inside-stats", [B + "cxx_alloc", "inside"], stats=True,
+                  stdout_has="OK cxx_alloc-inside",
+                  check=all_of(stats_equal(regions_begun=1, regions_ended=1),
+                               stats_at_least(region_allocs=2000))))
+
+    # 3. Threads.
+    c.append(Case("threads/regions-8x200", [B + "threads", "regions", "8", "200"], stats=True,
+                  stdout_has="OK threads-regions",
+                  check=all_of(stats_equal(regions_begun=8 * 220, regions_ended=8 * 220),
+                               stats_at_least(region_allocs=8 * 200 * 8))))
+    c.append(Case("threads/regions-partial_reuse", [B + "threads", "regions", "8", "100"],
+                  options="partial_reuse=1", stdout_has="OK threads-regions"))
+    c.append(Case("threads/regions-chunk64K", [B + "threads", "regions", "4", "100"],
+                  options="chunk_size=64K", stdout_has="OK threads-regions"))
+    c.append(Case("threads/crossfree", [B + "threads", "crossfree", "20"], stats=True,
+                  stdout_has="OK threads-crossfree",
+                  check=all_of(stats_at_least(region_allocs=20 * 2000),
+                               stats_equal(escaped_frees=0, dangling_accesses=0))))
+    c.append(Case("threads/latefree-escaped", [B + "threads", "latefree"], stats=True,
+                  stdout_has="OK threads-latefree",
+                  check=all_of(stats_equal(dangling_accesses=0), stats_at_least(escaped_frees=500))))
+    c.append(Case("threads/arenas", [B + "threads", "arenas"], stats=True, stdout_has="OK threads-arenas",
+                  check=all_of(stats_equal(regions_begun=800, regions_ended=800),
+                               stats_at_least(region_allocs=80000))))
+    c.append(Case("threads/exit-with-open-regions", [B + "threads", "exit-open"], stats=True,
+                  stdout_has="OK threads-exit-open",
+                  check=stats_equal(regions_begun=120, regions_ended=120)))
+
+    # 4. fork.
+    for mode in ("outside", "inside", "threads"):
+        c.append(Case("fork/" + mode, [B + "fork", mode], stdout_has="OK fork-" + mode, timeout=90))
+
+    # 5. Dangling accesses.
+    for kind, marker in (("region", "(api)"), ("arena", "(arena)"), ("large", "(api)"),
+                         ("nested", "(api)"), ("handler", "(api)"), ("thread", "(api)")):
+        for access in ("READ", "WRITE"):
+            c.append(Case("dangling/%s-%s" % (kind, access.lower()),
+                          [B + "dangling", kind, access.lower()], rc=-11,
+                          stderr_first=report_re(access, marker), stdout_lacks=["done", "program handler ran"]))
+        c.append(Case("dangling/%s-none" % kind, [B + "dangling", kind, "none"], stdout_has="done",
+                      stderr_lacks="use-after-region-free", stats=True,
+                      check=stats_equal(dangling_accesses=0, regions_begun=2 if kind == "nested" else 1)))
+    for kind, access, marker in (("region", "READ", "(api)"), ("region", "WRITE", "(api)"),
+                                 ("arena", "WRITE", "(arena)")):
+        c.append(Case("dangling/report-frames-%s-%s" % (kind, access.lower()),
+                      [B + "dangling", kind, access.lower()], rc=-11, stderr_first=report_re(access, marker),
+                      check=report_structure_check("dangling", access)))
+    c.append(Case("dangling/recover-two-pages", [B + "dangling", "region", "two"], options="on_dangling=recover",
+                  stats=True, same_as_plain=True, stdout_has="then read 'S'",
+                  stderr_first=report_re("READ", "(api)"),
+                  check=all_of(stats_equal(dangling_accesses=2),
+                               lambda run, d: expect(len(re.findall(REPORT_RE, run.err, re.M)) == 2,
+                                                     "expected two reports (pages are pinned one by one)"))))
+    c.append(Case("dangling/two-pages-abort", [B + "dangling", "region", "two"], rc=-11,
+                  stderr_first=report_re("READ", "(api)"), stdout_lacks="then read",
+                  check=lambda run, d: expect(len(re.findall(REPORT_RE, run.err, re.M)) == 1, "more than one report")))
+    c.append(Case("dangling/realloc-of-dead-object", [B + "dangling", "region", "realloc"], rc=-11,
+                  stderr_first=report_re("READ", "(api)")))
+    c.append(Case("dangling/free-after-end", [B + "dangling", "region", "free"], stats=True,
+                  stdout_has="freed", stderr_lacks="use-after-region-free",
+                  check=stats_equal(escaped_frees=1, dangling_accesses=0)))
+    c.append(Case("dangling/arena-free-after-end", [B + "dangling", "arena", "free"], stats=True,
+                  stdout_has="freed", stderr_lacks="use-after-region-free",
+                  check=stats_equal(escaped_frees=1, dangling_accesses=0)))
+    c.append(Case("dangling/report-stats", [B + "dangling", "region", "read"], rc=-11, stats=True,
+                  stderr_first=report_re("READ", "(api)"),
+                  check=all_of(check_brief_keys, stats_equal(dangling_accesses=1, regions_begun=1))))
+    c.append(Case("dangling/log_path", [B + "dangling", "arena", "write"], rc=-11,
+                  options="log_path={tmp}/report.log", check=log_file_check("WRITE", "(arena)")))
+    for kind, access in (("region", "read"), ("region", "write"), ("arena", "read"), ("large", "write"),
+                         ("nested", "read"), ("region", "realloc")):
+        c.append(Case("dangling/recover-%s-%s" % (kind, access), [B + "dangling", kind, access],
+                      options="on_dangling=recover", stats=True, same_as_plain=True, stdout_has="done",
+                      stderr_first=report_re("WRITE" if access == "write" else "READ",
+                                             "(arena)" if kind == "arena" else "(api)"),
+                      check=stats_at_least(dangling_accesses=1)))
+
+    # 6. SIGSEGV chaining.
+    for mode, rc, text in (("sigaction", 42, "handler ran with the fault address"),
+                           ("wild", 42, "handler ran with the fault address"),
+                           ("region", 42, "handler ran with the fault address"),
+                           ("signal", 43, "plain handler ran"),
+                           ("query", 0, "query OK"),
+                           ("resethand", -11, "returning handler ran"),
+                           ("longjmp", 0, "longjmp OK"),
+                           ("raise", 44, "raise handler ran"),
+                           ("overflow", 45, "overflow handler ran"),
+                           ("thread", 42, "handler ran with the fault address"),
+                           ("default", -11, None)):
+        c.append(Case("segv/" + mode, [B + "segv_chain", mode], rc=rc, stdout_has=[text] if text else [],
+                      stderr_first=re.escape("(shim loaded)"), stderr_lacks="arenashim", same_as_plain=True))
+    # (The lookup of arenashim_stats_json fails unless the shim is really loaded.)
+    c.append(Case("segv/python-faulthandler",
+                  [PYTHON, "-X", "faulthandler", "-c",
+                   "import ctypes; ctypes.CDLL(None).arenashim_stats_json; ctypes.string_at(0)"], rc=-11,
+                  stderr_has="Fatal Python error: Segmentation fault", stderr_lacks="use-after-region-free"))
+
+    # 7. Transparency: identical output with no region open.
+    # The stats_json file proves that arenashim was loaded in the process; no region opened.
+    no_regions = stats_equal(regions_begun=0, region_allocs=0, dangling_accesses=0)
+    c.append(Case("transparent/python", [PYTHON, "{programs}/workload.py"], same_as_plain=True, timeout=90,
+                  stats=True, check=no_regions))
+    c.append(Case("transparent/sqlite3", ["sqlite3", ":memory:"], stdin=(PROGRAMS / "workload.sql").read_text(),
+                  setup=sqlite_setup, same_as_plain=True, stdout_re=r"^0\|", stats=True, check=no_regions))
+    for name, args in (("sort", []), ("sort-S1M", ["-S", "1M", "-T", "{tmp}"]), ("sort-n", ["-n"]),
+                       ("sort-k2-stable", ["-s", "-k2,2"])):
+        c.append(Case("transparent/" + name, ["sort"] + args + ["{data}/sort_input.txt"], setup=sort_setup,
+                      same_as_plain=True, env={"TMPDIR": "{tmp}"}, stats=True, check=no_regions))
+    c.append(Case("transparent/cxx-workload", [B + "cxx_workload"], same_as_plain=True,
+                  stdout_re=r"^unit 299: ", stats=True, check=no_regions))
+    c.append(Case("transparent/cxx-workload-regions", [B + "cxx_workload", "region"], same_as_plain=True,
+                  stats=True, check=all_of(stats_equal(regions_begun=300, regions_ended=300),
+                                           stats_at_least(region_allocs=300 * 500))))
+
+    # 8. Options.
+    for value, key in BAD_OPTIONS:
+        def bad_check(run, case_dir, key=key):
+            first = run.first_err_line()
+            expect(first.startswith("arenashim: error: "), "first stderr line %r" % first)
+            expect(key in first, "the error %r does not name %r" % (first, key))
+            expect(len(run.err.splitlines()) == 1, "more than one line on stderr: %r" % run.err[:300])
+        c.append(Case("options/bad " + (value or "(empty)"), ["/bin/true"], options=value, rc=2,
+                      stdout="", check=bad_check))
+    for value in GOOD_OPTIONS:
+        c.append(Case("options/good " + (value or "(empty)"), [B + "counted", "5", "10", "3"], options=value,
+                      stdout_has="OK counted", stderr_lacks="arenashim: error"))
+    c.append(Case("options/good on /bin/true", ["/bin/true"], options=GOOD_OPTIONS[0], rc=0,
+                  stderr_has="arenashim: statistics"))
+    c.append(Case("options/stats-summary", [B + "counted", "7", "3", "0"], options="stats=1",
+                  stdout_has="OK counted", stderr_has=["arenashim: statistics", "regions", "7 begun, 7 ended"]))
+    c.append(Case("options/stats_json-regions", [B + "counted", "37", "11", "0"], stats=True,
+                  stdout_has="OK counted", check=counted_check(37, 11, 0)))
+    c.append(Case("options/stats_json-arena", [B + "counted", "5", "100", "25"], stats=True,
+                  stdout_has="OK counted", check=counted_check(5, 100, 25)))
+    c.append(Case("options/stats_json-none", [B + "counted", "0", "0", "0"], stats=True,
+                  stdout_has="OK counted", check=counted_check(0, 0, 0)))
+    c.append(Case("options/stats_json-chunk4M", [B + "counted", "20", "1000", "0"], stats=True,
+                  options="chunk_size=4M", stdout_has="OK counted", check=counted_check(20, 1000, 0)))
+
+    def open_at_exit(run, case_dir):
+        st = run.stats
+        expect(st["regions_begun"] == 6, "regions_begun %r, expected 6" % st["regions_begun"])
+        expect(st["region_allocs"] >= 6 * 40,
+               "region_allocs %r, expected >= %d: allocations of the region still open at exit are "
+               "not counted" % (st["region_allocs"], 6 * 40))
+    c.append(Case("options/stats_json-region-open-at-exit", [B + "counted", "5", "40", "0", "open"], stats=True,
+                  stdout_has="OK counted", check=open_at_exit))
+
+    def pid_file_check(run, case_dir):
+        files = [p.name for p in case_dir.iterdir() if re.fullmatch(r"s\.\d+\.json", p.name)]
+        expect(len(files) == 1, "expected one s.PID.json, found %s" % files)
+        data = json.loads((case_dir / files[0]).read_text())
+        expect(data.get("regions_begun") == 3, "regions_begun %r" % data.get("regions_begun"))
+    c.append(Case("options/stats_json-%p", [B + "counted", "3", "1", "0"], options="stats_json={tmp}/s.%p.json",
+                  stdout_has="OK counted", check=pid_file_check))
+
+    # 9. partial_reuse and exclude.
+    c.append(Case("partial_reuse/small-regions", [B + "small_regions", "20000"], options="partial_reuse=1",
+                  stats=True, same_as_plain=True,
+                  check=all_of(stats_equal(regions_begun=20000, regions_ended=20000),
+                               stats_at_least(region_allocs=200000))))
+    c.append(Case("partial_reuse/off-small-regions", [B + "small_regions", "5000"], stats=True,
+                  same_as_plain=True, check=stats_equal(regions_begun=5000, regions_ended=5000)))
+    c.append(Case("exclude/default", [B + "exclude_probe"],
+                  stdout_has="own=1 asprintf=0 getline=0 lib=1 allocs=2"))
+    c.append(Case("exclude/other-module", [B + "exclude_probe"], options="exclude=libnothing.so",
+                  stdout_re=r"^own=1 asprintf=1 getline=1 lib=1 allocs=[4-9]"))
+    c.append(Case("exclude/library", [B + "exclude_probe"], options="exclude=libexclprobe.so",
+                  stdout_re=r"^own=1 asprintf=1 getline=1 lib=0 allocs=[3-9]"))
+    c.append(Case("exclude/prefix-form", [B + "exclude_probe"], options="exclude=libexclprobe.so:libc",
+                  stdout_has="own=1 asprintf=0 getline=0 lib=0 allocs=1"))
+    c.append(Case("exclude/library-and-libc", [B + "exclude_probe"], options="exclude=libexclprobe:libc.so.6",
+                  stdout_has="own=1 asprintf=0 getline=0 lib=0 allocs=1"))
+
+    # The public API, call by call (nesting, heapify, arenas, stats_json, collect).
+    for opts in (None, "partial_reuse=1", "chunk_size=64K", "on_dangling=recover", "scan=off"):
+        c.append(Case("api/calls" + ("-" + opts if opts else ""), [B + "api"], options=opts, stdout_has="OK api"))
+
+    # Many regions leave few kernel mappings (vm.max_map_count is 65530): the count may settle
+    # at some level, but must not keep growing with the number of regions.
+    def maps_bounded(run, case_dir):
+        m = re.search(r"^maps (\d+) (\d+) (\d+)$", run.out, re.M)
+        expect(m, "no maps line")
+        before, quarter, after = (int(x) for x in m.groups())
+        expect(after <= quarter + 200 and after < 10000,
+               "mappings keep growing with regions: %d at start, %d after a quarter of the regions, "
+               "%d at the end" % (before, quarter, after))
+    for count, opts in ((50000, None), (50000, "partial_reuse=1"), (50000, "on_dangling=recover"),
+                        (50000, "scan=off,chunk_size=64K"), (100000, "scan=off")):
+        c.append(Case("mappings/%d-regions" % count + ("-" + opts if opts else ""), [B + "mapcount", str(count)],
+                      options=opts, stdout_has="OK mapcount", check=maps_bounded))
+
+    # 10. Empty regions make no system call.
+    c.append(FuncCase("syscalls/empty-regions", syscalls_do_not_scale(0), needs="strace",
+                      programs=["empty_regions"]))
+    c.append(FuncCase("syscalls/empty-regions-partial_reuse", syscalls_do_not_scale(0, "partial_reuse=1"),
+                      needs="strace", programs=["empty_regions"]))
+    c.append(FuncCase("syscalls/small-regions-partial_reuse", syscalls_do_not_scale(100, "partial_reuse=1"),
+                      needs="strace", programs=["empty_regions"]))
+    c.append(FuncCase("syscalls/allocating-regions-do-fault", syscalls_do_not_scale(100, None, True),
+                      needs="strace", programs=["empty_regions"]))
+    return c
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+def tail(text, n):
+    lines = [l for l in text.splitlines() if l.strip()]
+    return lines[:n] if len(lines) <= n else lines[:n - 1] + ["... (%d more lines)" % (len(lines) - n + 1)]
+
+
+def run_case(case, ctx, lock, results):
+    case_dir = Path(tempfile.mkdtemp(prefix=re.sub(r"[^\w.-]", "_", case.name) + ".", dir=ctx.tmp_root))
+    state = {"run": None}
+    start = time.monotonic()
+    try:
+        case.execute(ctx, case_dir, state)
+        ok, reason = True, None
+    except TimedOut as e:
+        ok, reason = False, str(e)
+        state["run"] = e.run
+    except Failure as e:
+        ok, reason = False, str(e)
+    except Exception as e:  # a bug in the runner or a case: report it, don't stop the others
+        ok, reason = False, "%s: %s" % (type(e).__name__, e)
+    elapsed = time.monotonic() - start
+    with lock:
+        if ok:
+            print("PASS %s" % case.name, flush=True)
+        else:
+            print("FAIL %s: %s" % (case.name, reason), flush=True)
+            for line in last_output(state["run"]):
+                print("    | " + line[:200], flush=True)
+        results.append((case.name, ok, elapsed))
+
+
+def last_output(run):
+    """A few lines of what the failing process said."""
+    lines = []
+    if run is not None:
+        lines += ["stdout: " + l for l in tail(run.out, 3)]
+        lines += ["stderr: " + l for l in tail(run.err, 5)]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
+    parser.add_argument("-k", action="append", default=[], metavar="SUBSTRING",
+                        help="run only the cases whose name contains SUBSTRING (repeatable)")
+    parser.add_argument("-j", type=int, default=2, metavar="N", help="cases run in parallel (default 2)")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary files")
+    parser.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every timeout")
+    args = parser.parse_args()
+
+    all_cases = cases()
+    names = [c.name for c in all_cases]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        print("duplicate case names: %s" % ", ".join(sorted(dupes)))
+        return 1
+    selected = [c for c in all_cases if not args.k or any(k in c.name for k in args.k)]
+    if args.list:
+        for c in selected:
+            print(c.name)
+        return 0
+
+    build_dir = Path(args.build)
+    if not build_dir.is_absolute():
+        build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else ROOT / build_dir
+    build = Build(build_dir.resolve())
+    if not build.lib.exists():
+        print("FAIL setup: %s does not exist (build it: meson setup %s && ninja -C %s)" %
+              (build.lib, args.build, args.build))
+        print("0 passed, 1 failed")
+        return 1
+
+    build.compile_all(args.j)
+    failed_builds = 0
+    for name, output in sorted(build.errors.items()):
+        failed_builds += 1
+        print("FAIL build/%s: does not compile" % name)
+        for line in tail(output, 8):
+            print("    | " + line[:200])
+
+    tmp_root = Path(tempfile.mkdtemp(prefix="arenashim-integration."))
+    ctx = Context(build, tmp_root, args.timeout_scale)
+    lock = threading.Lock()
+    results = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.j)) as pool:
+            futures = [pool.submit(run_case, case, ctx, lock, results) for case in selected]
+            for f in futures:
+                f.result()
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+        else:
+            print("temporary files kept in %s" % tmp_root)
+
+    passed = sum(1 for _, ok, _ in results if ok)
+    failed = len(results) - passed + failed_builds
+    slow = sorted(results, key=lambda r: -r[2])[:3]
+    if os.environ.get("ARENASHIM_TEST_TIMES"):
+        for name, _, t in slow:
+            print("slowest: %s %.1fs" % (name, t))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
