@@ -13,6 +13,8 @@
  * never-used neighbours and the process does not run out of mappings (vm.max_map_count).
  */
 #include "internal.h"
+#include "stack_table.h"
+#include "trace_log.h"
 
 #include <errno.h>
 #include <string.h>
@@ -145,18 +147,28 @@ bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
     if (recycling_unsupported)
         return false;
     /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
-     * empty: no hole opens in the reservation that another thread's mmap could take. */
+     * empty: no hole opens at the old addresses. */
     void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
                          (void *)to);
     if (moved == MAP_FAILED) {
-        if (errno == EINVAL)
+        int error = errno;
+        /* The kernel unmaps the destination before some failures: map it back at once (it
+         * was untouched tail, so nothing is lost).  EEXIST means it was never unmapped. */
+        void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
+                       MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED && errno != EEXIST)
+            madvise((void *)to, len, MADV_DONTNEED);
+        if (error == EINVAL)
             recycling_unsupported = true;
         return false;
     }
-    if (mprotect((void *)from, len, PROT_NONE) != 0) {
-        /* Out of mappings: the range stays readable but holds only zeroes. */
-        madvise((void *)from, len, MADV_DONTNEED);
-    }
+    /* The emptied old range gets a fresh PROT_NONE mapping with the reservation's flags, so it
+     * merges with the faulted part before it (mprotect would leave a separate mapping behind,
+     * one per region, until vm.max_map_count runs out). */
+    void *p = mmap((void *)from, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        mprotect((void *)from, len, PROT_NONE);
     stats_add(&core.counters.fault_calls, 1);
     stats_add(&core.counters.bytes_faulted, len);
     stats_add(&core.counters.bytes_recycled, len);
@@ -210,6 +222,7 @@ void chunk_release(uint32_t head)
     spin_lock_release(&core.lock);
     while (ranges) {
         struct dead_range *next = ranges->next;
+        trace_log_release(ranges->trace);
         fixed_pool_free(&dead_range_pool, ranges);
         ranges = next;
     }
@@ -251,6 +264,34 @@ bool dangling_lookup(uintptr_t address, struct dangling_info *info)
     }
     /* Faulted space with no record (a never-used tail retired with its chunk). */
     return core.chunks[index].state == CHUNK_QUARANTINED || chunk_address_is_dead((void *)address);
+}
+
+uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first)
+{
+    struct dangling_info info;
+    *first = true;
+    if (!dangling_lookup(address, &info) || !info.found_range)
+        return 0;
+    int32_t marker = info.range.marker;
+    struct marker_stats *stats = marker >= 0 && (unsigned)marker < core.marker_count
+                                     ? &core.markers[marker] : NULL;
+    struct trace_record *record = trace_log_find(info.range.trace, address);
+    if (record) {
+        /* One object, one escape, however often it is touched or freed. */
+        if (__atomic_exchange_n(&record->escaped, 1, __ATOMIC_RELAXED)) {
+            *first = false;
+            return record->stack;
+        }
+        struct stack_record *site = stack_table_get(record->stack);
+        if (site)
+            __atomic_add_fetch(&site->escapes, 1, __ATOMIC_RELAXED);
+    }
+    if (stats) {
+        __atomic_add_fetch(&stats->escapes, 1, __ATOMIC_RELAXED);
+        if (kind == ESCAPE_FREE)
+            __atomic_add_fetch(&stats->escaped_frees, 1, __ATOMIC_RELAXED);
+    }
+    return record ? record->stack : 0;
 }
 
 void chunk_fork_child(void)

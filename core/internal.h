@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "lock.h"
 #include "options.h"
@@ -59,6 +60,8 @@ struct object_header {
     uint64_t region_id; /* the region that allocated it */
 };
 
+struct trace_block;
+
 /* One faulted (or, with partial_reuse, retired) range of a chunk, for the dangling report. */
 struct dead_range {
     struct dead_range *next;
@@ -67,6 +70,8 @@ struct dead_range {
     int32_t marker;
     uint32_t thread_number;
     uintptr_t begin_pc, end_pc;
+    uint32_t begin_stack, end_stack; /* stack_table ids, 0 when not recorded */
+    struct trace_block *trace;       /* the region's allocation records (trace_allocs) */
 };
 
 struct chunk_meta {
@@ -108,6 +113,9 @@ struct region {
     int32_t marker;
     unsigned depth;
     uintptr_t begin_pc;
+    uint64_t begin_cycles;
+    uint32_t begin_stack, end_stack; /* stack_table ids (verbose, trace_allocs) */
+    struct trace_block *trace;       /* allocation records when trace_allocs is on */
 };
 
 struct spare_chunk {
@@ -137,6 +145,11 @@ struct marker_stats {
     char reason[160];
     uint64_t regions;
     uint64_t bytes;
+    uint64_t objects;
+    uint64_t peak_bytes;   /* the largest region */
+    uint64_t cycles;       /* time inside, in cycle_counter() units */
+    uint64_t escapes;      /* objects (or, untraced, faulting pages) that escaped */
+    uint64_t escaped_frees;
 };
 
 struct core_counters {
@@ -185,6 +198,12 @@ struct core {
     struct marker_stats markers[MARKER_TABLE_MAX];
     /* Set by the preload: runs a scan to free address space; true if anything came free. */
     bool (*reclaim)(void);
+    /* Set by the preload: appends fields that need symbolisation to the statistics. */
+    size_t (*json_extra)(char *buf, size_t len);
+    size_t (*text_extra)(char *buf, size_t len);
+    /* Set by the preload: a free() after its region ended (verbose reports it). */
+    void (*escape_hook)(uintptr_t address);
+    uint64_t start_cycles, start_ns;
     bool initialized;
 };
 
@@ -205,6 +224,19 @@ static inline uint32_t chunk_index_of(const void *p)
 static inline char *chunk_address(uint32_t index)
 {
     return (char *)(core.base + ((uintptr_t)index << core.chunk_shift));
+}
+
+/* A cheap monotonic counter for "time inside a region": the TSC on x86-64, converted to
+ * seconds at exit (stats.c calibrates it against CLOCK_MONOTONIC). */
+static inline uint64_t cycle_counter(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
 }
 
 static inline uintptr_t align_up(uintptr_t x, uintptr_t alignment)
@@ -328,6 +360,12 @@ struct dangling_info {
 bool dangling_lookup(uintptr_t address, struct dangling_info *info);
 /* Is p (an address we own) in memory whose region has ended? */
 bool chunk_address_is_dead(const void *p);
+
+enum escape_kind { ESCAPE_ACCESS, ESCAPE_FREE };
+/* Counts an escape of the object at address (dead region memory): once per object when its
+ * allocation was traced, per event otherwise.  Returns the allocation's stack id (0: unknown)
+ * and, through first, whether this object was seen escaping for the first time. */
+uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first);
 
 /* --- metadata.c ---------------------------------------------------------------------------- */
 

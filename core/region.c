@@ -16,6 +16,7 @@
  *           chunk is handed on unfaulted instead (Go's behaviour): no system call at all.
  */
 #include "internal.h"
+#include "trace_log.h"
 
 #include <string.h>
 
@@ -48,6 +49,7 @@ struct region *region_create(struct thread_state *thread, int32_t marker, uintpt
     region->thread = thread;
     region->marker = marker;
     region->begin_pc = begin_pc;
+    region->begin_cycles = cycle_counter();
     return region;
 }
 
@@ -292,7 +294,11 @@ static void record_range(const struct region *region, uint32_t head, uintptr_t s
         .thread_number = region->thread ? region->thread->number : 0,
         .begin_pc = region->begin_pc,
         .end_pc = end_pc,
+        .begin_stack = region->begin_stack,
+        .end_stack = region->end_stack,
+        .trace = region->trace,
     };
+    trace_log_retain(region->trace);
     chunk_record_dead_range(head, &range);
 }
 
@@ -403,9 +409,18 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
     if (region->thread == NULL)
         stats_fold_thread(&arena_counters);
     if (region->marker >= 0 && (unsigned)region->marker < core.marker_count) {
-        stats_add(&core.markers[region->marker].regions, 1);
-        stats_add(&core.markers[region->marker].bytes, region->bytes);
+        struct marker_stats *marker = &core.markers[region->marker];
+        stats_add(&marker->regions, 1);
+        stats_add(&marker->bytes, region->bytes);
+        stats_add(&marker->objects, region->allocs);
+        stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
+        uint64_t peak = __atomic_load_n(&marker->peak_bytes, __ATOMIC_RELAXED);
+        while (region->bytes > peak &&
+               !__atomic_compare_exchange_n(&marker->peak_bytes, &peak, region->bytes, true,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        }
     }
+    trace_log_release(region->trace);
     fixed_pool_free(&region_pool, region);
 }
 
@@ -414,10 +429,16 @@ void region_free_slow(struct thread_state *thread, void *p)
     /* Counting is all a region free does: the memory stays until its region ends.  A free
      * after the region ended must not touch the object (its page is faulted). */
     if (chunk_address_is_dead(p)) {
+        bool first;
+        escape_note((uintptr_t)p, ESCAPE_FREE, &first);
+        if (!first)
+            return; /* this object was counted already */
         if (thread)
             thread->counters.escaped_frees++;
         else
             stats_add(&core.counters.retired.escaped_frees, 1);
+        if (core.escape_hook)
+            core.escape_hook((uintptr_t)p);
         return;
     }
     if (thread)

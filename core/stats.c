@@ -46,9 +46,18 @@ void stats_sum(struct core_counters *out)
 {
     spin_lock_acquire(&core.threads_lock);
     *out = core.counters;
-    for (struct thread_state *t = core.all_threads; t; t = t->next_all)
-        if (__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
-            add_thread_counters(&out->retired, &t->counters);
+    for (struct thread_state *t = core.all_threads; t; t = t->next_all) {
+        if (!__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
+            continue;
+        add_thread_counters(&out->retired, &t->counters);
+        /* Regions still open count what they allocated so far (read racily: a snapshot). */
+        unsigned bound = 4096; /* a racing region end may recycle a record under us */
+        for (struct region *r = __atomic_load_n(&t->innermost, __ATOMIC_ACQUIRE); r && bound--;
+             r = r->outer) {
+            out->retired.region_allocs += __atomic_load_n(&r->allocs, __ATOMIC_RELAXED);
+            out->retired.region_bytes += __atomic_load_n(&r->bytes, __ATOMIC_RELAXED);
+        }
+    }
     spin_lock_release(&core.threads_lock);
 }
 

@@ -70,6 +70,8 @@ extern __thread uint16_t hook_marker_depth[MARKER_TABLE_MAX] __attribute__((tls_
 
 /* Called by the stubs.  *_fast return 0 when the slow path is needed. */
 uintptr_t hook_enter_fast(uintptr_t index, uintptr_t *slot);
+uintptr_t hook_enter_fast_unchecked(uintptr_t index, uintptr_t *slot);
+extern bool hook_fast_paths_enabled;
 uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot);
 uintptr_t hook_exit_fast(uintptr_t *slot);
 uintptr_t hook_exit_slow(uintptr_t *slot);
@@ -82,6 +84,8 @@ extern char arenashim_hook_entry[];
  * restores or re-installs return addresses around C++ unwinding. */
 void shadow_unwind_to(uintptr_t stack_pointer);
 void shadow_restore_return_addresses(void);
+/* Puts the stub back into every slot that holds its real return address again. */
+void shadow_reinstall_all(void);
 void shadow_reinstall_return_addresses(uintptr_t stack_pointer);
 /* The real return address for a stub address seen at slot, for backtraces. */
 uintptr_t shadow_translate(uintptr_t slot, uintptr_t address);

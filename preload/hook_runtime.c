@@ -35,13 +35,28 @@ static inline void region_open_fast(struct thread_state *thread, struct region *
     region->marker = marker;
     region->depth = thread->depth + 1;
     region->begin_pc = begin_pc;
+    region->begin_cycles = cycle_counter();
+    region->begin_stack = 0;
+    region->end_stack = 0;
+    region->trace = NULL;
+    region->dirty_end = NULL;
     thread->counters.regions_begun++;
     thread->depth = region->depth;
     __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
     shim_sync_region(thread);
 }
 
+/* Set when region begin/end record backtraces: the fast paths then defer to the slow ones. */
+bool hook_fast_paths_enabled = true;
+
 uintptr_t hook_enter_fast(uintptr_t index, uintptr_t *slot)
+{
+    if (!hook_fast_paths_enabled)
+        return 0;
+    return hook_enter_fast_unchecked(index, slot);
+}
+
+uintptr_t hook_enter_fast_unchecked(uintptr_t index, uintptr_t *slot)
 {
     struct thread_state *thread = shim_thread;
     struct shadow_stack *shadow = hook_shadow;
@@ -77,6 +92,8 @@ uintptr_t hook_enter_fast(uintptr_t index, uintptr_t *slot)
 
 uintptr_t hook_exit_fast(uintptr_t *slot)
 {
+    if (!hook_fast_paths_enabled)
+        return 0;
     struct thread_state *thread = shim_thread;
     struct shadow_stack *shadow = hook_shadow;
     if (thread == NULL || shadow == NULL || shadow->depth == 0)
@@ -96,8 +113,11 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
         thread->depth--;
         thread->counters.regions_ended++;
         shim_sync_region(thread);
-        if (region->marker >= 0)
+        if (region->marker >= 0) {
             __atomic_fetch_add(&core.markers[region->marker].regions, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&core.markers[region->marker].cycles,
+                               cycle_counter() - region->begin_cycles, __ATOMIC_RELAXED);
+        }
         region->outer = hook_region_cache;
         hook_region_cache = region;
     }

@@ -14,6 +14,7 @@
  *   exit     the statistics are printed (stats=1) and written (stats_json=PATH).
  */
 #include "shim.h"
+#include "alloc_trace.h"
 #include "collector.h"
 #include "hook.h"
 #include "markers.h"
@@ -121,6 +122,7 @@ struct thread_state *shim_current_thread(void)
     if (thread == NULL)
         return NULL;
     shim_thread = thread;
+    alloc_trace_thread_start();
     /* Keys made at start-up are among glibc's first 32, whose values live in the thread
      * descriptor: setting one allocates nothing. */
     pthread_setspecific(thread_exit_key, thread);
@@ -204,6 +206,8 @@ static void initialize(void)
     if (pthread_key_create(&thread_exit_key, thread_exit) != 0)
         shim_fatal_startup("cannot create the thread-exit key");
     report_warm_up();
+    alloc_trace_init();
+    hook_fast_paths_enabled = !alloc_trace_region_stacks;
     markers_init();
 }
 

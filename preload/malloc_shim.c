@@ -14,6 +14,7 @@
  * alignment checks behave as glibc documents, whatever jemalloc does underneath.
  */
 #include "shim.h"
+#include "alloc_trace.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -85,7 +86,8 @@ static inline void *heap_alloc(size_t size)
 
 static inline void *heap_alloc_aligned(size_t size, size_t alignment)
 {
-    if (alignment <= 16)
+    /* jemalloc's malloc aligns small size classes only to 8 bytes. */
+    if (alignment <= 8)
         return heap_alloc(size);
     void *p = mallocx(size ? size : 1, MALLOCX_ALIGN(alignment));
     if (unlikely(p == NULL))
@@ -135,6 +137,7 @@ static inline void *routed_alloc(struct region *region, size_t size, const void 
         }
         return shim_fallback_alloc(size, OBJECT_ALIGN);
     }
+    alloc_trace_maybe(region, p, size);
     return p;
 }
 
@@ -151,6 +154,7 @@ static void *routed_alloc_aligned(size_t size, size_t alignment, const void *cal
         }
         return shim_fallback_alloc(size, alignment);
     }
+    alloc_trace_maybe(region, p, size);
     return p;
 }
 
@@ -203,6 +207,7 @@ SHIM_EXPORT void *calloc(size_t count, size_t size)
         return p;
     }
     region_clear_reused(region, p, bytes);
+    alloc_trace_maybe(region, p, bytes);
     return p;
 }
 

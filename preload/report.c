@@ -9,6 +9,8 @@
  * threads whole.
  */
 #include "shim.h"
+#include "stack_table.h"
+#include "symbolize.h"
 
 #include <dlfcn.h>
 #include <string.h>
@@ -70,28 +72,37 @@ void report_decimal(struct report *report, uint64_t value)
 
 void report_frame(struct report *report, unsigned index, uintptr_t pc)
 {
-    Dl_info info;
+    struct symbolized where = { .module = "" };
     report_string(report, "    #");
     report_decimal(report, index);
     report_string(report, " ");
     report_hex(report, pc);
     /* Name the instruction that made the call, not the one after it: pc - 1 stays inside
      * the calling function even when the call was its last instruction. */
-    if (pc != 0 && dladdr((void *)(pc - (index ? 1 : 0)), &info) && info.dli_fname) {
-        const char *slash = strrchr(info.dli_fname, '/');
+    bool named = pc != 0 && symbolize(pc - (index ? 1 : 0), &where);
+    if (where.module[0]) {
         report_string(report, " ");
-        report_string(report, slash ? slash + 1 : info.dli_fname);
+        report_string(report, where.module);
         report_string(report, "+");
-        report_hex(report, pc - (uintptr_t)info.dli_fbase);
-        if (info.dli_sname) {
-            report_string(report, " (");
-            report_string(report, info.dli_sname);
-            report_string(report, "+");
-            report_hex(report, pc - (uintptr_t)info.dli_saddr);
-            report_string(report, ")");
-        }
+        report_hex(report, where.module_offset + (index ? 1 : 0));
+    }
+    if (named) {
+        report_string(report, " (");
+        report_string(report, where.symbol);
+        report_string(report, "+");
+        report_hex(report, where.symbol_offset + (index ? 1 : 0));
+        report_string(report, ")");
     }
     report_string(report, "\n");
+}
+
+void report_stack(struct report *report, uint32_t stack_id)
+{
+    const struct stack_record *stack = stack_table_get(stack_id);
+    if (stack == NULL)
+        return;
+    for (unsigned i = 0; i < stack->depth; i++)
+        report_frame(report, i, stack->pcs[i]);
 }
 
 void report_backtrace(struct report *report, void *ucontext, unsigned skip)

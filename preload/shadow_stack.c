@@ -11,6 +11,7 @@
 #include "markers.h"
 #include "collector.h"
 #include "shim.h"
+#include "alloc_trace.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -61,8 +62,13 @@ uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot)
         *slot = (uintptr_t)arenashim_exit_stub;
         return hook->resume;
     }
-    uintptr_t resume = hook_enter_fast(index, slot);
-    return resume ? resume : hook->resume;
+    uintptr_t resume = hook_enter_fast_unchecked(index, slot);
+    if (resume == 0)
+        return hook->resume;
+    struct shadow_entry *entry = &hook_shadow->entries[hook_shadow->depth - 1];
+    if (alloc_trace_region_stacks && entry->region)
+        entry->region->begin_stack = alloc_trace_capture(entry->region->marker, 0);
+    return resume;
 }
 
 /* Closes one shadow entry: ends the region it opened (and any left open inside it). */
@@ -118,6 +124,13 @@ uintptr_t hook_exit_slow(uintptr_t *slot)
     struct shadow_entry *entry = &shadow->entries[i - 1];
     uintptr_t real_return = entry->real_return;
     bool was_dlopen = entry->suspended;
+    if (alloc_trace_region_stacks && entry->opened_region && entry->region &&
+        shim_thread && shim_thread->innermost == entry->region) {
+        /* The stack of the return: the caller's frames, with this frame's slot restored. */
+        *slot = real_return;
+        entry->region->end_stack = alloc_trace_capture(entry->region->marker, 0);
+        *slot = (uintptr_t)arenashim_exit_stub;
+    }
     close_entry(entry, real_return);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     shadow->depth = i - 1;
@@ -167,6 +180,11 @@ void shadow_restore_return_addresses(void)
 void shadow_reinstall_return_addresses(uintptr_t stack_pointer)
 {
     shadow_unwind_to(stack_pointer);
+    shadow_reinstall_all();
+}
+
+void shadow_reinstall_all(void)
+{
     struct shadow_stack *shadow = hook_shadow;
     if (shadow == NULL)
         return;

@@ -1,0 +1,92 @@
+/*
+ * stack_table.c — interning backtraces (see stack_table.h).
+ *
+ * Layer: core.  An open-addressing hash table of ids over an array of records, both in
+ * metadata; ids are indexes + 1 and are never reused.  Interning takes a spin lock: it runs
+ * only for traced allocations and reports, never on the untraced fast path.
+ */
+#include "stack_table.h"
+
+#include <string.h>
+
+#include "internal.h"
+
+#define HASH_SLOTS (2 * STACK_TABLE_CAPACITY)
+
+static struct {
+    spin_lock lock;
+    uint32_t count;
+    struct stack_record *records;
+    uint32_t *slots; /* id, or 0 for empty */
+} table;
+
+static uint64_t hash_stack(const uintptr_t *pcs, unsigned depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
+    for (unsigned i = 0; i < depth; i++) {
+        h ^= pcs[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+    }
+    return h ? h : 1;
+}
+
+uint32_t stack_table_intern(const uintptr_t *pcs, unsigned depth, int32_t marker)
+{
+    if (depth == 0)
+        return 0;
+    if (depth > STACK_DEPTH_MAX)
+        depth = STACK_DEPTH_MAX;
+    uint64_t hash = hash_stack(pcs, depth);
+    spin_lock_acquire(&table.lock);
+    if (table.records == NULL) {
+        table.records = metadata_map(sizeof(struct stack_record) * STACK_TABLE_CAPACITY);
+        table.slots = metadata_map(sizeof(uint32_t) * HASH_SLOTS);
+        if (table.records == NULL || table.slots == NULL) {
+            table.records = NULL;
+            spin_lock_release(&table.lock);
+            return 0;
+        }
+    }
+    uint32_t id = 0;
+    for (uint64_t slot = hash % HASH_SLOTS;; slot = (slot + 1) % HASH_SLOTS) {
+        uint32_t existing = table.slots[slot];
+        if (existing == 0) {
+            if (table.count == STACK_TABLE_CAPACITY)
+                break;
+            struct stack_record *record = &table.records[table.count];
+            record->hash = hash;
+            record->depth = depth;
+            record->marker = marker;
+            memcpy(record->pcs, pcs, depth * sizeof(uintptr_t));
+            id = ++table.count;
+            __atomic_store_n(&table.slots[slot], id, __ATOMIC_RELEASE);
+            break;
+        }
+        const struct stack_record *record = &table.records[existing - 1];
+        if (record->hash == hash && record->depth == depth &&
+            memcmp(record->pcs, pcs, depth * sizeof(uintptr_t)) == 0) {
+            id = existing;
+            break;
+        }
+    }
+    spin_lock_release(&table.lock);
+    return id;
+}
+
+struct stack_record *stack_table_get(uint32_t id)
+{
+    if (id == 0 || id > __atomic_load_n(&table.count, __ATOMIC_ACQUIRE) || table.records == NULL)
+        return NULL;
+    return &table.records[id - 1];
+}
+
+uint32_t stack_table_count(void)
+{
+    return __atomic_load_n(&table.count, __ATOMIC_ACQUIRE);
+}
+
+void stack_table_fork_child(void)
+{
+    spin_lock_reset(&table.lock);
+}

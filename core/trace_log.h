@@ -1,0 +1,39 @@
+/*
+ * trace_log.h — which stack allocated which region object (trace_allocs).
+ *
+ * Layer: core.  A region that traces allocations keeps a list of blocks of records
+ * {address, size, stack id}.  When the region ends, its dead-range records share the list
+ * (reference counted), so a dangling access or a late free can name the allocation site long
+ * after the object's memory was faulted.  The list goes when the last chunk holding the
+ * region's memory is released by a scan.
+ */
+#ifndef ARENASHIM_CORE_TRACE_LOG_H
+#define ARENASHIM_CORE_TRACE_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct trace_record {
+    uintptr_t address;
+    uint32_t size;    /* clamped to 4 GiB - 1 */
+    uint32_t stack;
+    uint32_t escaped; /* counted as an escape already: an object counts once */
+};
+
+#define TRACE_BLOCK_RECORDS 250
+
+struct trace_block {
+    struct trace_block *next;
+    uint32_t count;
+    uint32_t references; /* head block only: the region plus each dead range */
+    struct trace_record records[TRACE_BLOCK_RECORDS];
+};
+
+/* Appends a record to *head (allocating blocks as needed); false when metadata is exhausted. */
+bool trace_log_append(struct trace_block **head, uintptr_t address, uint64_t size, uint32_t stack);
+/* The record of the object containing address, or NULL. */
+struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address);
+void trace_log_retain(struct trace_block *head);
+void trace_log_release(struct trace_block *head);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * alloc_trace.c — recording where region objects were allocated.
+ *
+ * Layer: preload.  With trace_allocs=N every Nth region allocation of a thread (a TLS
+ * countdown, one decrement on the fast path) records its backtrace: libunwind's
+ * unw_backtrace, interned in the stack table, and a {address, size, stack} record appended
+ * to the region's trace log.  Hooked frames have the exit stub as return address, which no
+ * unwinder can step through, so the real addresses are put back for the walk and the stub
+ * reinstalled after it.  A thread already inside a capture (libunwind may allocate) is not
+ * traced again.
+ */
+#include "alloc_trace.h"
+
+#include <stdint.h>
+
+#include "hook.h"
+#include "stack_table.h"
+#include "trace_log.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+__thread int64_t alloc_trace_countdown SHIM_TLS = INT64_MAX;
+static __thread bool capturing SHIM_TLS;
+bool alloc_trace_region_stacks;
+
+void alloc_trace_init(void)
+{
+    alloc_trace_region_stacks = core.options.trace_allocs > 0 || core.options.verbose > 0;
+    alloc_trace_thread_start();
+    if (alloc_trace_region_stacks) {
+        void *warm[4];
+        unw_backtrace(warm, 4); /* first use takes locks and may allocate: not in a handler */
+    }
+}
+
+void alloc_trace_thread_start(void)
+{
+    alloc_trace_countdown = core.options.trace_allocs ? (int64_t)core.options.trace_allocs : INT64_MAX;
+}
+
+uint32_t alloc_trace_capture(int32_t marker, unsigned skip)
+{
+    if (capturing)
+        return 0;
+    capturing = true;
+    void *frames[STACK_DEPTH_MAX + 8];
+    bool hooked = hook_shadow && hook_shadow->depth;
+    if (hooked)
+        shadow_restore_return_addresses();
+    int depth = unw_backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
+    if (hooked)
+        shadow_reinstall_all();
+    capturing = false;
+    if (depth <= (int)skip)
+        return 0;
+    return stack_table_intern((const uintptr_t *)(frames + skip), (unsigned)(depth - (int)skip), marker);
+}
+
+void alloc_trace_record(struct region *region, void *object, size_t size)
+{
+    alloc_trace_countdown = core.options.trace_allocs ? (int64_t)core.options.trace_allocs : INT64_MAX;
+    if (capturing || core.options.trace_allocs == 0)
+        return;
+    /* Skip this function and the malloc entry point: frame 0 is the program's call. */
+    uint32_t stack = alloc_trace_capture(region->marker, 2);
+    struct stack_record *site = stack_table_get(stack);
+    if (site)
+        __atomic_add_fetch(&site->allocations, 1, __ATOMIC_RELAXED);
+    trace_log_append(&region->trace, (uintptr_t)object, size, stack);
+}

@@ -1,0 +1,32 @@
+/*
+ * alloc_trace.h — backtraces of region allocations (trace_allocs) and of region begin/end.
+ */
+#ifndef ARENASHIM_PRELOAD_ALLOC_TRACE_H
+#define ARENASHIM_PRELOAD_ALLOC_TRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "shim.h"
+
+/* Counts region allocations down to the next traced one; INT64_MAX when tracing is off. */
+extern __thread int64_t alloc_trace_countdown SHIM_TLS;
+/* Whether region begin and end record full backtraces (verbose or trace_allocs). */
+extern bool alloc_trace_region_stacks;
+
+void alloc_trace_init(void);
+void alloc_trace_thread_start(void);
+/* Records the allocation site of a fresh region object (the countdown reached zero). */
+void alloc_trace_record(struct region *region, void *object, size_t size);
+/* Interns the calling thread's backtrace, skipping our own frames; 0 when unavailable. */
+uint32_t alloc_trace_capture(int32_t marker, unsigned skip);
+
+/* The allocation fast paths call this after each region allocation. */
+static inline void alloc_trace_maybe(struct region *region, void *object, size_t size)
+{
+    if (unlikely(--alloc_trace_countdown <= 0))
+        alloc_trace_record(region, object, size);
+}
+
+#endif
