@@ -91,12 +91,13 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
         struct chunk_meta *meta = &core.chunks[i];
         fresh += !meta->ever_used;
         meta->ever_used = 1;
-        meta->state = CHUNK_LIVE;
         meta->span_chunks = i == start ? count : 0;
         meta->span_head = start;
         meta->next = 0;
         meta->owner_start = 0;
-        meta->faulted_end = 0;
+        __atomic_store_n(&meta->faulted_end, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&meta->retired_end, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&meta->state, CHUNK_LIVE, __ATOMIC_RELEASE);
     }
     stats_add(&core.counters.chunks_mapped, fresh);
     stats_add(&core.counters.chunks_reused, count - fresh);
@@ -193,13 +194,13 @@ void chunk_quarantine(uint32_t head)
     uint32_t count = meta->span_chunks;
     spin_lock_acquire(&core.lock);
     for (uint32_t i = head; i < head + count; i++) {
-        core.chunks[i].state = CHUNK_QUARANTINED;
-        core.chunks[i].faulted_end = (uint32_t)core.chunk_size;
+        __atomic_store_n(&core.chunks[i].state, CHUNK_QUARANTINED, __ATOMIC_RELAXED);
+        __atomic_store_n(&core.chunks[i].faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELAXED);
     }
     meta->next = core.quarantine_head;
     core.quarantine_head = head + 1;
-    core.quarantine_bytes += (uint64_t)count << core.chunk_shift;
-    core.counters.chunks_quarantined += count;
+    __atomic_add_fetch(&core.quarantine_bytes, (uint64_t)count << core.chunk_shift, __ATOMIC_RELAXED);
+    stats_add(&core.counters.chunks_quarantined, count);
     spin_lock_release(&core.lock);
 }
 
@@ -212,13 +213,13 @@ void chunk_release(uint32_t head)
     ranges = meta->dead_ranges;
     meta->dead_ranges = NULL;
     for (uint32_t i = head; i < head + count; i++) {
-        core.chunks[i].state = CHUNK_AVAILABLE;
+        __atomic_store_n(&core.chunks[i].state, CHUNK_AVAILABLE, __ATOMIC_RELAXED);
         bit_clear(core.taken, i);
     }
     if (head < core.search_hint)
         core.search_hint = head;
-    core.quarantine_bytes -= (uint64_t)count << core.chunk_shift;
-    core.counters.chunks_released += count;
+    __atomic_sub_fetch(&core.quarantine_bytes, (uint64_t)count << core.chunk_shift, __ATOMIC_RELAXED);
+    stats_add(&core.counters.chunks_released, count);
     spin_lock_release(&core.lock);
     while (ranges) {
         struct dead_range *next = ranges->next;
@@ -237,10 +238,11 @@ bool chunk_address_is_dead(const void *p)
 {
     uint32_t index = chunk_index_of(p);
     const struct chunk_meta *meta = &core.chunks[index];
-    if (meta->state != CHUNK_LIVE)
+    if (__atomic_load_n(&meta->state, __ATOMIC_ACQUIRE) != CHUNK_LIVE)
         return true;
     uintptr_t offset = ((uintptr_t)p - core.base) & (core.chunk_size - 1);
-    return offset < meta->faulted_end;
+    return offset < __atomic_load_n(&meta->faulted_end, __ATOMIC_RELAXED) ||
+           offset < __atomic_load_n(&meta->retired_end, __ATOMIC_RELAXED);
 }
 
 bool dangling_lookup(uintptr_t address, struct dangling_info *info)
@@ -263,7 +265,48 @@ bool dangling_lookup(uintptr_t address, struct dangling_info *info)
         }
     }
     /* Faulted space with no record (a never-used tail retired with its chunk). */
-    return core.chunks[index].state == CHUNK_QUARANTINED || chunk_address_is_dead((void *)address);
+    return __atomic_load_n(&core.chunks[index].state, __ATOMIC_ACQUIRE) == CHUNK_QUARANTINED ||
+           chunk_address_is_dead((void *)address);
+}
+
+/* Objects seen escaping without a trace record, keyed by (address, region): a program that
+ * frees or touches one dead object a thousand times has one escape.  Bounded: once full,
+ * new escapes are counted without deduplication. */
+#define ESCAPE_SET_SLOTS 16384
+
+static struct {
+    spin_lock lock;
+    unsigned used;
+    uint64_t (*slots)[2];
+} escape_set;
+
+static bool escape_first_seen(uintptr_t address, uint64_t region_id)
+{
+    bool first = true;
+    spin_lock_acquire(&escape_set.lock);
+    if (escape_set.slots == NULL)
+        escape_set.slots = metadata_map(sizeof(uint64_t[2]) * ESCAPE_SET_SLOTS);
+    if (escape_set.slots != NULL) {
+        uint64_t hash = (address ^ (region_id * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+        for (uint64_t i = 0, slot = (hash >> 32) % ESCAPE_SET_SLOTS; i < ESCAPE_SET_SLOTS;
+             i++, slot = (slot + 1) % ESCAPE_SET_SLOTS) {
+            uint64_t *entry = escape_set.slots[slot];
+            if (entry[0] == address && entry[1] == region_id) {
+                first = false;
+                break;
+            }
+            if (entry[0] == 0) {
+                if (escape_set.used < ESCAPE_SET_SLOTS * 3 / 4) {
+                    entry[0] = address;
+                    entry[1] = region_id;
+                    escape_set.used++;
+                }
+                break;
+            }
+        }
+    }
+    spin_lock_release(&escape_set.lock);
+    return first;
 }
 
 uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first)
@@ -276,6 +319,10 @@ uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first)
     struct marker_stats *stats = marker >= 0 && (unsigned)marker < core.marker_count
                                      ? &core.markers[marker] : NULL;
     struct trace_record *record = trace_log_find(info.range.trace, address);
+    if (record == NULL && !escape_first_seen(address, info.range.region_id)) {
+        *first = false;
+        return 0;
+    }
     if (record) {
         /* One object, one escape, however often it is touched or freed. */
         if (__atomic_exchange_n(&record->escaped, 1, __ATOMIC_RELAXED)) {
@@ -297,6 +344,7 @@ uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first)
 void chunk_fork_child(void)
 {
     spin_lock_reset(&dead_range_pool.lock);
+    spin_lock_reset(&escape_set.lock);
 }
 
 void chunk_lock_pools(void)

@@ -82,6 +82,7 @@ struct chunk_meta {
     uint32_t next;        /* list link: region chunk list or quarantine, index + 1, 0 = end */
     uint32_t owner_start; /* offset at which the owning region began using it */
     uint32_t faulted_end; /* bytes [0, faulted_end) are faulted */
+    uint32_t retired_end; /* bytes [0, retired_end) belong to ended regions (partial_reuse) */
     struct dead_range *dead_ranges;
 };
 
@@ -201,6 +202,8 @@ struct core {
     /* Set by the preload: appends fields that need symbolisation to the statistics. */
     size_t (*json_extra)(char *buf, size_t len);
     size_t (*text_extra)(char *buf, size_t len);
+    /* Set by the preload: the calling thread's record, or NULL. */
+    struct thread_state *(*current_thread)(void);
     /* Set by the preload: a free() after its region ended (verbose reports it). */
     void (*escape_hook)(uintptr_t address);
     uint64_t start_cycles, start_ns;
@@ -239,6 +242,13 @@ static inline uint64_t cycle_counter(void)
 #endif
 }
 
+/* A counter one thread writes and others read (statistics): relaxed atomic load and store,
+ * which compile to a plain add on x86-64 — no lock prefix — yet are not a data race. */
+static inline void counter_add(uint64_t *counter, uint64_t amount)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + amount, __ATOMIC_RELAXED);
+}
+
 static inline uintptr_t align_up(uintptr_t x, uintptr_t alignment)
 {
     return (x + alignment - 1) & ~(alignment - 1);
@@ -260,8 +270,8 @@ static inline void *region_alloc(struct region *region, size_t size)
         return region_alloc_slow(region, size, OBJECT_ALIGN);
     region->cursor = header + need;
     region->last_object = header;
-    region->allocs++;
-    region->bytes += size;
+    counter_add(&region->allocs, 1);
+    counter_add(&region->bytes, size);
     struct object_header *h = (struct object_header *)header;
     h->size = size;
     h->region_id = region->id;
@@ -290,7 +300,7 @@ static inline void region_free(struct thread_state *thread, void *p)
             region->high_water = region->cursor;
         region->cursor = region->last_object;
         region->last_object = NULL;
-        thread->counters.frees_undone++;
+        counter_add(&thread->counters.frees_undone, 1);
         return;
     }
     region_free_slow(thread, p);

@@ -60,7 +60,7 @@ unsigned region_begin(struct thread_state *thread, int32_t marker, uintptr_t beg
         return thread->depth; /* out of metadata: the region simply does not open */
     region->outer = thread->innermost;
     region->depth = thread->depth + 1;
-    thread->counters.regions_begun++;
+    counter_add(&thread->counters.regions_begun, 1);
     thread->depth = region->depth;
     __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
     return region->depth;
@@ -127,8 +127,8 @@ static void *place(struct region *region, size_t size, size_t alignment)
     char *header = (char *)object - OBJECT_HEADER_SIZE;
     region->cursor = (char *)end;
     region->last_object = header;
-    region->allocs++;
-    region->bytes += size;
+    counter_add(&region->allocs, 1);
+    counter_add(&region->bytes, size);
     struct object_header *h = (struct object_header *)header;
     h->size = size;
     h->region_id = region->id;
@@ -152,8 +152,8 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
     struct object_header *h = object_header_of(object);
     h->size = size;
     h->region_id = region->id;
-    region->allocs++;
-    region->bytes += size;
+    counter_add(&region->allocs, 1);
+    counter_add(&region->bytes, size);
     return object;
 }
 
@@ -213,7 +213,7 @@ bool region_resize_in_place(struct region *region, void *p, size_t new_size)
         region->high_water = region->cursor;
     struct object_header *h = (struct object_header *)header;
     if (new_size > h->size)
-        region->bytes += new_size - h->size;
+        counter_add(&region->bytes, new_size - h->size);
     h->size = new_size;
     region->cursor = (char *)end;
     return true;
@@ -373,6 +373,7 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
             /* Go's fast path: no system call; the old objects stay readable until the chunk
              * fills and is faulted, but their bytes are never handed out again. */
             uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
+            __atomic_store_n(&meta->retired_end, offset, __ATOMIC_RELAXED);
             if (!give_spare(spare_owner, index, offset, offset)) {
                 fault_batch_add(&batch, chunk, chunk_end);
                 fault_batch_quarantine(&batch, index);
@@ -385,11 +386,11 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
             if (can_give_spare(spare_owner, offset) &&
                 (present_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end)) != 0) {
                 give_spare(spare_owner, index, offset, (uint32_t)(present_end - chunk));
-                meta->faulted_end = offset;
+                __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
             } else if (give_spare(spare_owner, index, offset,
                                   (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk))) {
                 fault_batch_add(&batch, used_start, used_end);
-                meta->faulted_end = offset;
+                __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
             } else {
                 fault_batch_add(&batch, used_start, chunk_end);
                 fault_batch_quarantine(&batch, index);
@@ -403,9 +404,9 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
     struct thread_counters arena_counters = { 0 };
     if (counters == NULL)
         counters = &arena_counters;
-    counters->regions_ended++;
-    counters->region_allocs += region->allocs;
-    counters->region_bytes += region->bytes;
+    counter_add(&counters->regions_ended, 1);
+    counter_add(&counters->region_allocs, region->allocs);
+    counter_add(&counters->region_bytes, region->bytes);
     if (region->thread == NULL)
         stats_fold_thread(&arena_counters);
     if (region->marker >= 0 && (unsigned)region->marker < core.marker_count) {
@@ -434,7 +435,7 @@ void region_free_slow(struct thread_state *thread, void *p)
         if (!first)
             return; /* this object was counted already */
         if (thread)
-            thread->counters.escaped_frees++;
+            counter_add(&thread->counters.escaped_frees, 1);
         else
             stats_add(&core.counters.retired.escaped_frees, 1);
         if (core.escape_hook)
@@ -442,7 +443,7 @@ void region_free_slow(struct thread_state *thread, void *p)
         return;
     }
     if (thread)
-        thread->counters.frees_ignored++;
+        counter_add(&thread->counters.frees_ignored, 1);
     else
         stats_add(&core.counters.retired.frees_ignored, 1);
 }

@@ -45,18 +45,21 @@ void stats_fold_thread(const struct thread_counters *from)
 void stats_sum(struct core_counters *out)
 {
     spin_lock_acquire(&core.threads_lock);
-    *out = core.counters;
-    for (struct thread_state *t = core.all_threads; t; t = t->next_all) {
-        if (!__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
-            continue;
-        add_thread_counters(&out->retired, &t->counters);
-        /* Regions still open count what they allocated so far (read racily: a snapshot). */
-        unsigned bound = 4096; /* a racing region end may recycle a record under us */
-        for (struct region *r = __atomic_load_n(&t->innermost, __ATOMIC_ACQUIRE); r && bound--;
-             r = r->outer) {
-            out->retired.region_allocs += __atomic_load_n(&r->allocs, __ATOMIC_RELAXED);
-            out->retired.region_bytes += __atomic_load_n(&r->bytes, __ATOMIC_RELAXED);
-        }
+    /* Every field is a uint64_t that other threads update atomically: copy each likewise. */
+    const uint64_t *from = (const uint64_t *)&core.counters;
+    uint64_t *to = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+        to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+    for (struct thread_state *t = core.all_threads; t; t = t->next_all)
+        if (__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
+            add_thread_counters(&out->retired, &t->counters);
+    /* The calling thread's open regions count what they allocated so far (the regions that
+     * are open at exit, typically).  Other threads' region records may be recycled under us
+     * at any moment, so theirs are counted when they end. */
+    struct thread_state *self = core.current_thread ? core.current_thread() : NULL;
+    for (struct region *r = self ? self->innermost : NULL; r; r = r->outer) {
+        out->retired.region_allocs += r->allocs;
+        out->retired.region_bytes += r->bytes;
     }
     spin_lock_release(&core.threads_lock);
 }

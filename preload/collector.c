@@ -308,10 +308,10 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
             stats_add(&core.counters.scans, 1);
             stats_add(&core.counters.scan_bytes, walk->bytes);
             stats_add(&core.counters.scan_ns, pause);
-            core.counters.scan_pause_last_ns = pause;
+            __atomic_store_n(&core.counters.scan_pause_last_ns, pause, __ATOMIC_RELAXED);
             if (pause > core.counters.scan_pause_max_ns)
-                core.counters.scan_pause_max_ns = pause;
-            core.counters.scan_chunks_kept_last = scan_state.marks;
+                __atomic_store_n(&core.counters.scan_pause_max_ns, pause, __ATOMIC_RELAXED);
+            __atomic_store_n(&core.counters.scan_chunks_kept_last, scan_state.marks, __ATOMIC_RELAXED);
             (void)released;
             if (core.options.verbose >= 1)
                 report_kept_chunks();

@@ -25,8 +25,8 @@ static inline void region_open_fast(struct thread_state *thread, struct region *
     region->limit = NULL;
     region->last_object = NULL;
     region->high_water = NULL;
-    region->allocs = 0;
-    region->bytes = 0;
+    __atomic_store_n(&region->allocs, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&region->bytes, 0, __ATOMIC_RELAXED);
     region->id = __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
     region->outer = thread->innermost;
     region->thread = thread;
@@ -40,7 +40,7 @@ static inline void region_open_fast(struct thread_state *thread, struct region *
     region->end_stack = 0;
     region->trace = NULL;
     region->dirty_end = NULL;
-    thread->counters.regions_begun++;
+    counter_add(&thread->counters.regions_begun, 1);
     thread->depth = region->depth;
     __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
     shim_sync_region(thread);
@@ -111,7 +111,7 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
             return 0;
         __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
         thread->depth--;
-        thread->counters.regions_ended++;
+        counter_add(&thread->counters.regions_ended, 1);
         shim_sync_region(thread);
         if (region->marker >= 0) {
             __atomic_fetch_add(&core.markers[region->marker].regions, 1, __ATOMIC_RELAXED);

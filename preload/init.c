@@ -103,6 +103,11 @@ static void open_log(const struct options *options)
     shim_log_fd = fd;
 }
 
+static struct thread_state *current_thread_record(void)
+{
+    return shim_thread;
+}
+
 static void thread_exit(void *record)
 {
     struct thread_state *thread = record;
@@ -197,6 +202,7 @@ static void initialize(void)
     if (!core_init(&options, error, sizeof error))
         shim_fatal_startup(error);
     shim_heap_init();
+    core.current_thread = current_thread_record;
     dl_iterate_phdr(register_own_segments, (void *)&core);
     caller_filter_init(&options);
     fault_handler_install();

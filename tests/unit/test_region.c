@@ -369,6 +369,7 @@ static void test_escaped_free(void)
     region_begin(t, MARKER_API, 0);
     char *p = region_alloc(t->innermost, 64);
     char *q = region_alloc(t->innermost, 64);
+    char *r = region_alloc(t->innermost, 64);
     region_end(t, 0);
     uint64_t escaped = t->counters.escaped_frees, ignored = t->counters.frees_ignored;
     /* Freeing dead objects must not touch them (that would crash here). */
@@ -384,7 +385,7 @@ static void test_escaped_free(void)
     CHECK(live2 > live);
     /* Without a thread record the count goes to the global counters. */
     uint64_t global = core.counters.retired.escaped_frees;
-    region_free(NULL, q);
+    region_free(NULL, r);
     CHECK_EQ(core.counters.retired.escaped_frees, global + 1);
     region_end(t, 0);
     struct core_counters c = test_stats();
