@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""The conservative-scan test suite (issue 3).
+
+Usage: /usr/bin/python3 tests/scan/run.py --build build [-k SUBSTRING] [-v]
+
+Compiles the C programs of tests/scan/ (gcc -O2 -g -Iinclude -pthread) into BUILD/scan-tests/,
+runs each case with LD_PRELOAD=BUILD/preload/libarenashim.so and its ARENASHIM_OPTIONS, and
+prints "PASS name" or "FAIL name: reason" per case, then "N passed, N failed".  Exit status 1
+when a case failed.  Standard library only.
+
+The programs check what they can see themselves (the statistics JSON, which chunks new
+regions get) and exit non-zero with "FAILED ..." lines; this runner adds the checks on stderr
+(verbose=1 referrer lines, the one-time give-up warning) and on crashes and time.
+"""
+import argparse
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+PROGRAMS = {
+    # binary: (sources, extra link flags)
+    "hide": (["hide.c"], ["-ldl"]),
+    "metadata": (["metadata.c"], []),
+    "giveup": (["giveup.c"], []),
+    "stress": (["stress.c"], []),
+    "policy": (["policy.c"], []),
+    "sparse": (["sparse.c"], []),
+    "fork": (["fork.c"], []),
+    "threads": (["threads.c"], []),
+}
+HEADERS = ["scanutil.h"]
+
+
+class Case:
+    def __init__(self, name, argv, options="", timeout=20.0, check=None, env=None, max_seconds=None):
+        self.name = name
+        self.argv = argv
+        self.options = options
+        self.timeout = timeout
+        self.check = check  # extra check(result) -> error string or None
+        self.env = env or {}
+        self.max_seconds = max_seconds
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr, seconds, timed_out):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.seconds = seconds
+        self.timed_out = timed_out
+
+
+def dead_chunk(result):
+    m = re.search(r"^DEAD (0x[0-9a-f]+) (\d+)$", result.stdout, re.M)
+    return m.group(1) if m else None
+
+
+def verbose_lines(result, chunk):
+    return [line for line in result.stderr.splitlines()
+            if line.startswith("arenashim: scan kept chunk %s" % chunk)]
+
+
+def expect_referrer(fragment_fn, forbid=None):
+    """verbose=1 must name where the pointer was found, for the dead chunk."""
+    def check(result):
+        chunk = dead_chunk(result)
+        if chunk is None:
+            return "the program printed no DEAD line"
+        lines = verbose_lines(result, chunk)
+        if not lines:
+            return "verbose=1 printed no 'scan kept chunk %s' line" % chunk
+        fragment = fragment_fn(result)
+        good = [line for line in lines if fragment in line and not (forbid and forbid in line)]
+        if not good:
+            return "verbose=1 line does not say %r%s: %s" % (
+                fragment, " (without %r)" % forbid if forbid else "", lines[0])
+        return None
+    return check
+
+
+def helper_tid(result):
+    m = re.search(r"^TID (\d+)$", result.stdout, re.M)
+    return m.group(1) if m else "?"
+
+
+def giveup_warned_once(result):
+    count = sum(1 for line in result.stderr.splitlines() if "scan given up" in line)
+    if count != 1:
+        return "the 'scan given up' warning appeared %d times on stderr (expected once)" % count
+    return None
+
+
+def make_cases(binary_dir):
+    hide = os.path.join(binary_dir, "hide")
+    tls_lib = os.path.join(binary_dir, "libscantls.so")
+    verbose = "verbose=1"
+    module = lambda r: ".data/.bss of %s" % hide
+    cases = [
+        Case("hide_data", [hide, "data"], verbose, check=expect_referrer(module)),
+        Case("hide_bss", [hide, "bss"], verbose, check=expect_referrer(module)),
+        Case("hide_tls", [hide, "tls"], verbose),
+        Case("hide_dlopen_tls", [hide, "dlopen_tls"], verbose, env={"SCAN_TLS_LIB": tls_lib}),
+        Case("hide_main_stack", [hide, "main_stack"], verbose,
+             check=expect_referrer(lambda r: " in stack of thread ")),
+        Case("hide_thread_stack_blocked_in_read", [hide, "thread_stack"], verbose,
+             check=expect_referrer(lambda r: " in stack of thread %s" % helper_tid(r))),
+        Case("hide_callee_saved_register_of_blocked_thread", [hide, "register"], verbose,
+             check=expect_referrer(lambda r: " in registers of thread %s" % helper_tid(r))),
+        Case("hide_red_zone_of_blocked_thread", [hide, "red_zone"], verbose,
+             check=expect_referrer(lambda r: " in stack of thread %s" % helper_tid(r))),
+        Case("hide_callee_saved_register_of_collector", [hide, "collector_register"], verbose),
+        Case("hide_jemalloc_heap_object", [hide, "heap"], verbose,
+             check=expect_referrer(lambda r: " in anonymous mapping (jemalloc heap object)")),
+        Case("hide_live_region_object", [hide, "region"], verbose,
+             check=expect_referrer(lambda r: " in live region chunk")),
+        Case("hide_anonymous_mmap", [hide, "mmap"], verbose,
+             check=expect_referrer(lambda r: " in anonymous mapping", forbid="jemalloc heap object")),
+        Case("hide_anonymous_mmap_far_from_heap_verbose", [hide, "mmap_far"], verbose,
+             check=expect_referrer(lambda r: " in anonymous mapping", forbid="jemalloc heap object")),
+        Case("hide_shared_anonymous_mmap", [hide, "shared"], verbose,
+             check=expect_referrer(lambda r: " in shared memory")),
+        Case("hide_span_tail", [hide, "span_tail"], verbose, check=expect_referrer(module)),
+        Case("hide_below_sp_in_user_stack_mapping", [hide, "user_stack_mapping"], verbose),
+        Case("hide_thread_stack_merged_with_another", [hide, "merged_thread_stacks"], verbose,
+             check=expect_referrer(lambda r: " in stack of thread %s" % helper_tid(r))),
+        Case("metadata_stale_range_after_munmap", [os.path.join(binary_dir, "metadata"), "stale"]),
+        Case("metadata_registry_after_many_scans", [os.path.join(binary_dir, "metadata"), "full",
+                                                    "1200", "3000"]),
+        Case("giveup_blocked_stop_signal", [os.path.join(binary_dir, "giveup"), "one"],
+             check=giveup_warned_once, max_seconds=8),
+        Case("giveup_all_signals_blocked", [os.path.join(binary_dir, "giveup"), "all"],
+             check=giveup_warned_once, max_seconds=8),
+        Case("stress_4_threads_3s", [os.path.join(binary_dir, "stress"), "3"], "quarantine_max=4M",
+             timeout=30, max_seconds=15),
+        Case("scan_off_never_scans", [os.path.join(binary_dir, "policy"), "off"], "scan=off"),
+        Case("quarantine_max_triggers_scans", [os.path.join(binary_dir, "policy"), "auto"],
+             "quarantine_max=4M"),
+        Case("sparse_16g_mapping", [os.path.join(binary_dir, "sparse")]),
+        Case("fork_child_scans", [os.path.join(binary_dir, "fork")], timeout=30),
+        Case("thread_churn_during_scans", [os.path.join(binary_dir, "threads"), "churn", "1.5"],
+             timeout=20, max_seconds=10),
+        Case("scan_after_main_pthread_exit", [os.path.join(binary_dir, "threads"), "main_exit"],
+             timeout=20),
+    ]
+    return cases
+
+
+def compile_all(binary_dir):
+    os.makedirs(binary_dir, exist_ok=True)
+    include = os.path.join(ROOT, "include")
+    jobs = []
+    for binary, (sources, link) in PROGRAMS.items():
+        cmd = ["gcc", "-O2", "-g", "-I" + include, "-pthread", "-Wall", "-o",
+               os.path.join(binary_dir, binary)] + [os.path.join(HERE, s) for s in sources] + link
+        jobs.append((binary, cmd))
+    jobs.append(("libscantls.so", ["gcc", "-O2", "-g", "-fPIC", "-shared", "-o",
+                                   os.path.join(binary_dir, "libscantls.so"),
+                                   os.path.join(HERE, "scan_tls_lib.c")]))
+    errors = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {pool.submit(subprocess.run, cmd, capture_output=True, text=True): name
+                   for name, cmd in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            proc = future.result()
+            if proc.returncode != 0:
+                errors.append("%s: %s" % (futures[future], proc.stderr.strip()))
+    return errors
+
+
+def ensure_library(build):
+    library = os.path.join(build, "preload", "libarenashim.so")
+    if os.path.exists(library):
+        return library
+    if not os.path.exists(os.path.join(build, "build.ninja")):
+        subprocess.run(["meson", "setup", build], cwd=ROOT, check=False)
+    subprocess.run(["ninja", "-C", build], cwd=ROOT, check=False)
+    return library if os.path.exists(library) else None
+
+
+def run_case(case, library):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ARENASHIM_") and k != "LD_PRELOAD"}
+    env["LD_PRELOAD"] = library
+    if case.options:
+        env["ARENASHIM_OPTIONS"] = case.options
+    env.update(case.env)
+    start = time.monotonic()
+    proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", start_new_session=True)
+    timed_out = False
+    try:
+        stdout, stderr = proc.communicate(timeout=case.timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        stdout, stderr = proc.communicate()
+    return Result(proc.returncode, stdout, stderr, time.monotonic() - start, timed_out)
+
+
+def judge(case, result):
+    if result.timed_out:
+        return "timed out after %.0f s" % case.timeout
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name if -result.returncode in \
+            [s.value for s in signal.Signals] else str(-result.returncode)
+        return "killed by %s" % name
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    if result.returncode != 0:
+        return "exit status %d%s" % (result.returncode, ": " + failed[0] if failed else "")
+    if failed:
+        return failed[0]
+    if "DONE" not in result.stdout:
+        return "the program did not finish (no DONE line)"
+    if "==ERROR: arenashim" in result.stderr:
+        return "a dangling-access report on stderr"
+    if case.max_seconds is not None and result.seconds > case.max_seconds:
+        return "took %.1f s (limit %.0f s)" % (result.seconds, case.max_seconds)
+    if case.check:
+        return case.check(result)
+    return None
+
+
+def details(result, limit=12):
+    lines = [line for line in (result.stdout + result.stderr).splitlines()
+             if not line.startswith("STATS ")]
+    return "\n".join("    " + line[:400] for line in lines[-limit:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default="build", help="the meson build folder")
+    parser.add_argument("-k", dest="select", default="", help="run cases whose name contains this")
+    parser.add_argument("-v", dest="verbose", action="store_true", help="show output of every case")
+    args = parser.parse_args()
+
+    build = os.path.abspath(args.build)
+    if not os.path.isdir(build) and not os.path.isabs(args.build):
+        build = os.path.join(ROOT, args.build)
+    library = ensure_library(build)
+    if library is None:
+        print("FAIL build: %s/preload/libarenashim.so is missing and could not be built" % build)
+        print("0 passed, 1 failed")
+        return 1
+    binary_dir = os.path.join(build, "scan-tests")
+    errors = compile_all(binary_dir)
+    if errors:
+        for error in errors:
+            print("FAIL compile: " + error.splitlines()[0] if error else error)
+            for line in error.splitlines()[1:8]:
+                print("    " + line)
+        print("0 passed, %d failed" % len(errors))
+        return 1
+
+    cases = [c for c in make_cases(binary_dir) if args.select in c.name]
+    passed = failed = 0
+    start = time.monotonic()
+    for case in cases:
+        result = run_case(case, library)
+        reason = judge(case, result)
+        if reason is None:
+            passed += 1
+            print("PASS %s (%.2f s)" % (case.name, result.seconds) if args.verbose else "PASS " + case.name)
+        else:
+            failed += 1
+            if len(reason) > 300:
+                reason = reason[:300] + "..."
+            print("FAIL %s: %s" % (case.name, reason))
+            print(details(result))
+        if args.verbose:
+            print(details(result, 40))
+        sys.stdout.flush()
+    if args.verbose:
+        print("total %.1f s" % (time.monotonic() - start))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
