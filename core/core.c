@@ -67,6 +67,10 @@ bool core_init(const struct options *options, char *error, size_t error_len)
         core.taken[bitmap_words - 1] = ~(((uint64_t)1 << (core.chunk_count % 64)) - 1);
 
     core.size = bytes;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    core.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    core.start_cycles = cycle_counter();
     __atomic_store_n(&core.base, base, __ATOMIC_RELEASE);
     __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
     return true;

@@ -64,6 +64,18 @@ void stats_sum(struct core_counters *out)
     spin_lock_release(&core.threads_lock);
 }
 
+/* cycle_counter() units to seconds, calibrated over the life of the process. */
+static double seconds_of_cycles(uint64_t cycles)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t elapsed_cycles = cycle_counter() - core.start_cycles;
+    if (elapsed_cycles == 0 || now_ns <= core.start_ns)
+        return 0;
+    return (double)cycles * ((double)(now_ns - core.start_ns) / 1e9) / (double)elapsed_cycles;
+}
+
 const char *marker_name(int32_t marker)
 {
     if (marker == MARKER_API)
@@ -165,10 +177,22 @@ size_t stats_format_json(char *buf, size_t len)
         text_append(&text, ", \"resolved\": %s, \"refused\": %s, \"reason\": ",
                     m->resolved ? "true" : "false", m->refused ? "true" : "false");
         json_string(&text, m->reason);
-        text_append(&text, ", \"regions\": %llu, \"bytes\": %llu}", (unsigned long long)m->regions,
-                    (unsigned long long)m->bytes);
+        text_append(&text, ", \"regions\": %llu, \"bytes\": %llu, \"objects\": %llu, "
+                    "\"peak_region_bytes\": %llu, \"seconds_inside\": %.6f, \"escapes\": %llu, "
+                    "\"escaped_frees\": %llu}",
+                    (unsigned long long)m->regions, (unsigned long long)m->bytes,
+                    (unsigned long long)m->objects, (unsigned long long)m->peak_bytes,
+                    seconds_of_cycles(m->cycles), (unsigned long long)m->escapes,
+                    (unsigned long long)m->escaped_frees);
     }
-    text_append(&text, "]}");
+    text_append(&text, "]");
+    if (core.json_extra) {
+        size_t room = text.used < len ? len - text.used : 0;
+        text_append(&text, ", ");
+        room = text.used < len ? len - text.used : 0;
+        text.used += core.json_extra(room ? buf + text.used : NULL, room);
+    }
+    text_append(&text, "}");
     if (len > 0)
         buf[text.used < len ? text.used : len - 1] = '\0';
     return text.used;
@@ -218,8 +242,17 @@ size_t stats_format_text(char *buf, size_t len)
     for (unsigned i = 0; i < core.marker_count; i++) {
         const struct marker_stats *m = &core.markers[i];
         human_bytes(bytes, sizeof bytes, m->bytes);
-        text_append(&text, "  marker '%s': %s, %llu regions, %s\n", m->spec,
-                    m->resolved ? "resolved" : "unresolved", (unsigned long long)m->regions, bytes);
+        char peak[32];
+        human_bytes(peak, sizeof peak, m->peak_bytes);
+        text_append(&text, "  marker '%s': %s, %llu regions, %llu objects, %s (largest region %s), "
+                    "%.3f s inside\n", m->spec,
+                    m->refused ? "refused" : m->resolved ? "resolved" : "unresolved",
+                    (unsigned long long)m->regions, (unsigned long long)m->objects, bytes, peak,
+                    seconds_of_cycles(m->cycles));
+    }
+    if (core.text_extra) {
+        size_t room = text.used < len ? len - text.used : 0;
+        text.used += core.text_extra(room ? buf + text.used : NULL, room);
     }
     if (len > 0)
         buf[text.used < len ? text.used : len - 1] = '\0';

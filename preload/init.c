@@ -16,6 +16,7 @@
 #include "shim.h"
 #include "alloc_trace.h"
 #include "collector.h"
+#include "summary.h"
 #include "hook.h"
 #include "markers.h"
 #include "unwind_guard.h"
@@ -203,6 +204,8 @@ static void initialize(void)
         shim_fatal_startup(error);
     shim_heap_init();
     core.current_thread = current_thread_record;
+    core.json_extra = summary_format_json;
+    core.text_extra = summary_format_text;
     dl_iterate_phdr(register_own_segments, (void *)&core);
     caller_filter_init(&options);
     fault_handler_install();

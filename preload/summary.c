@@ -1,0 +1,185 @@
+/*
+ * summary.c — the exit summary's answer to "what escaped, and from where".
+ *
+ * Layer: preload.  The core formats counters; this adds what needs symbols: escape sites
+ * (allocation backtraces of objects that escaped their region, top sites first), a verdict
+ * per marker, and the referrers of chunks the last scan kept.  The same data goes into the
+ * statistics JSON (escape_sites, verdicts), so `scripts/arenashim report FILE.json` prints
+ * this summary again from a saved file.
+ */
+#include "summary.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stack_table.h"
+#include "symbolize.h"
+
+#define SITES_SHOWN 10
+
+struct out {
+    char *buf;
+    size_t len, used;
+};
+
+__attribute__((format(printf, 2, 3))) static void out_append(struct out *out, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    size_t room = out->used < out->len ? out->len - out->used : 0;
+    int n = vsnprintf(room ? out->buf + out->used : NULL, room, format, args);
+    va_end(args);
+    if (n > 0)
+        out->used += (size_t)n;
+}
+
+static void json_quoted(struct out *out, const char *s)
+{
+    out_append(out, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            out_append(out, "\\%c", c);
+        else if (c < 0x20)
+            out_append(out, "\\u%04x", c);
+        else
+            out_append(out, "%c", c);
+    }
+    out_append(out, "\"");
+}
+
+/* "#i 0xPC module+0xOFF (symbol+0xOFF)" */
+static void format_frame(char *line, size_t len, unsigned index, uintptr_t pc)
+{
+    struct symbolized where = { .module = "" };
+    bool named = symbolize(pc - (index ? 1 : 0), &where);
+    int n = snprintf(line, len, "#%u %#lx", index, (unsigned long)pc);
+    if (where.module[0] && n > 0 && (size_t)n < len)
+        n += snprintf(line + n, len - (size_t)n, " %s+%#lx", where.module,
+                      (unsigned long)(where.module_offset + (index ? 1 : 0)));
+    if (named && n > 0 && (size_t)n < len)
+        snprintf(line + n, len - (size_t)n, " (%s+%#lx)", where.symbol,
+                 (unsigned long)(where.symbol_offset + (index ? 1 : 0)));
+}
+
+/* Sites with escapes, most escapes first (selection: the table is small and this runs once). */
+static unsigned top_sites(uint32_t *ids, unsigned max)
+{
+    unsigned count = 0;
+    uint32_t total = stack_table_count();
+    for (uint32_t id = 1; id <= total; id++) {
+        const struct stack_record *site = stack_table_get(id);
+        if (site == NULL || site->escapes == 0)
+            continue;
+        unsigned at = count < max ? count++ : max;
+        if (at == max) {
+            if (site->escapes <= stack_table_get(ids[max - 1])->escapes)
+                continue;
+            at = max - 1;
+        }
+        while (at > 0 && stack_table_get(ids[at - 1])->escapes < site->escapes) {
+            ids[at] = ids[at - 1];
+            at--;
+        }
+        ids[at] = id;
+    }
+    return count;
+}
+
+static unsigned sites_of_marker(int32_t marker)
+{
+    unsigned sites = 0;
+    uint32_t total = stack_table_count();
+    for (uint32_t id = 1; id <= total; id++) {
+        const struct stack_record *site = stack_table_get(id);
+        if (site && site->escapes && site->marker == marker)
+            sites++;
+    }
+    return sites;
+}
+
+static void verdict(char *line, size_t len, unsigned marker)
+{
+    const struct marker_stats *m = &core.markers[marker];
+    uint64_t escapes = __atomic_load_n(&m->escapes, __ATOMIC_RELAXED);
+    if (!m->resolved) {
+        snprintf(line, len, "%s", m->refused ? "refused" : "never resolved");
+    } else if (escapes == 0) {
+        snprintf(line, len, "no escapes seen in %llu regions", (unsigned long long)m->regions);
+    } else if (core.options.trace_allocs) {
+        snprintf(line, len, "%llu objects from %u sites escaped (in %llu regions)",
+                 (unsigned long long)escapes, sites_of_marker((int32_t)marker),
+                 (unsigned long long)m->regions);
+    } else {
+        snprintf(line, len, "%llu escapes seen in %llu regions (run with trace_allocs=1 to see "
+                 "where the objects were allocated)", (unsigned long long)escapes,
+                 (unsigned long long)m->regions);
+    }
+}
+
+size_t summary_format_text(char *buf, size_t len)
+{
+    struct out out = { buf, len, 0 };
+    uint32_t ids[SITES_SHOWN];
+    unsigned count = top_sites(ids, SITES_SHOWN);
+    if (count) {
+        out_append(&out, "  escapes by allocation site (top %u):\n", count);
+        for (unsigned i = 0; i < count; i++) {
+            const struct stack_record *site = stack_table_get(ids[i]);
+            out_append(&out, "    %llu of %llu traced objects escaped, marker '%s', allocated at:\n",
+                       (unsigned long long)site->escapes, (unsigned long long)site->allocations,
+                       marker_name(site->marker));
+            for (unsigned f = 0; f < site->depth && f < 8; f++) {
+                char line[320];
+                format_frame(line, sizeof line, f, site->pcs[f]);
+                out_append(&out, "      %s\n", line);
+            }
+        }
+    }
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        char line[300];
+        verdict(line, sizeof line, i);
+        out_append(&out, "  verdict '%s': %s\n", core.markers[i].spec, line);
+    }
+    if (out.len)
+        buf[out.used < out.len ? out.used : out.len - 1] = '\0';
+    return out.used;
+}
+
+size_t summary_format_json(char *buf, size_t len)
+{
+    struct out out = { buf, len, 0 };
+    uint32_t ids[SITES_SHOWN];
+    unsigned count = top_sites(ids, SITES_SHOWN);
+    out_append(&out, "\"escape_sites\": [");
+    for (unsigned i = 0; i < count; i++) {
+        const struct stack_record *site = stack_table_get(ids[i]);
+        out_append(&out, "%s{\"escapes\": %llu, \"allocations\": %llu, \"marker\": ", i ? ", " : "",
+                   (unsigned long long)site->escapes, (unsigned long long)site->allocations);
+        json_quoted(&out, marker_name(site->marker));
+        out_append(&out, ", \"frames\": [");
+        for (unsigned f = 0; f < site->depth; f++) {
+            char line[320];
+            format_frame(line, sizeof line, f, site->pcs[f]);
+            if (f)
+                out_append(&out, ", ");
+            json_quoted(&out, line);
+        }
+        out_append(&out, "]}");
+    }
+    out_append(&out, "], \"verdicts\": [");
+    for (unsigned i = 0; i < core.marker_count; i++) {
+        char line[300];
+        verdict(line, sizeof line, i);
+        out_append(&out, "%s{\"spec\": ", i ? ", " : "");
+        json_quoted(&out, core.markers[i].spec);
+        out_append(&out, ", \"verdict\": ");
+        json_quoted(&out, line);
+        out_append(&out, "}");
+    }
+    out_append(&out, "]");
+    if (out.len)
+        buf[out.used < out.len ? out.used : out.len - 1] = '\0';
+    return out.used;
+}
