@@ -6,6 +6,11 @@
  * registered so the conservative scanner skips it: this metadata names chunk addresses on
  * purpose (cursors, dead ranges) and must never count as a pointer that keeps a chunk alive.
  *
+ * Most metadata is carved from one large MAP_NORESERVE area reserved on first use (pages
+ * cost memory only when touched), so the scan's skip list stays a handful of ranges however
+ * much metadata a long run accumulates.  Metadata is never unmapped: a range that left the
+ * skip list while still registered, or the reverse, would let the scan miss a pointer.
+ *
  * Fixed-size pools hand out zeroed objects from 64 KiB blocks and keep freed objects on a
  * free list; blocks are never returned, which bounds the work on the hot paths to a pop.
  */
@@ -39,11 +44,44 @@ void metadata_register(const void *start, size_t bytes)
     registry_add((uintptr_t)start, (uintptr_t)start + bytes);
 }
 
+#define METADATA_AREA_BYTES ((size_t)64 << 30)
+
+static struct {
+    spin_lock lock;
+    uintptr_t cursor, end;
+    bool failed;
+} area;
+
+static void *area_take(size_t bytes)
+{
+    void *p = NULL;
+    spin_lock_acquire(&area.lock);
+    if (area.end == 0 && !area.failed) {
+        void *base = mmap(NULL, METADATA_AREA_BYTES, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED) {
+            area.failed = true;
+        } else {
+            area.cursor = (uintptr_t)base;
+            area.end = (uintptr_t)base + METADATA_AREA_BYTES;
+            registry_add(area.cursor, area.end);
+        }
+    }
+    if (area.end && area.end - area.cursor >= bytes) {
+        p = (void *)area.cursor;
+        area.cursor += bytes;
+    }
+    spin_lock_release(&area.lock);
+    return p;
+}
+
 void *metadata_map(size_t bytes)
 {
     bytes = align_up(bytes, PAGE_SIZE_BYTES);
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = area_take(bytes);
+    if (p)
+        return p;
+    p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     registry_add((uintptr_t)p, (uintptr_t)p + bytes);
@@ -71,6 +109,7 @@ unsigned metadata_ranges(uintptr_t (*ranges)[2], unsigned max)
 void metadata_fork_child(void)
 {
     spin_lock_reset(&registry.lock);
+    spin_lock_reset(&area.lock);
 }
 
 void *fixed_pool_alloc(struct fixed_pool *pool)

@@ -20,6 +20,7 @@ enum referrer_kind {
     REFERRER_ANONYMOUS,  /* an anonymous mapping: the heap, mmap'd buffers, thread-local data */
     REFERRER_SHARED,     /* anonymous shared memory */
     REFERRER_REGION,     /* a live region chunk */
+    REFERRER_HEAP,       /* an anonymous mapping that is jemalloc's heap (named after the scan) */
 };
 
 /* What the scanner is reading now, so a mark can say where its pointer was found. */

@@ -154,7 +154,7 @@ size_t stats_format_json(char *buf, size_t len)
     for (unsigned i = 0; i < scan_state.kept_count; i++) {
         const struct scan_kept *k = &scan_state.kept[i];
         static const char *kinds[] = { "unknown", "stack", "registers", "module", "anonymous",
-                                       "shared", "region" };
+                                       "shared", "region", "heap" };
         text_append(&text, "%s{\"chunk\": \"%#llx\", \"pointer\": \"%#llx\", \"location\": \"%#llx\", "
                     "\"kind\": \"%s\", \"thread\": %u, \"where\": ", i ? ", " : "",
                     (unsigned long long)(uintptr_t)chunk_address(k->chunk), (unsigned long long)k->value,

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap_ranges.h"
 #include "proc_maps.h"
 #include "scan.h"
 #include "shim.h"
@@ -40,7 +41,10 @@
 #define READ_EVERYTHING (-2)
 
 static spin_lock scan_lock = SPIN_LOCK_INIT;
+/* The scan's buffers, made once and kept (metadata is never unmapped: see metadata.c). */
 static char *maps_buffer;
+static struct scan_walk *walk_buffer;
+static struct report *report_buffer;
 static struct stopped_world world;
 static int giveup_reported;
 
@@ -51,6 +55,10 @@ struct scan_walk {
     uintptr_t metadata[1024][2];
     uint64_t bytes;
     struct scan_source source;
+    /* The mapping before the one being visited: a small inaccessible one right below a
+     * stack is the guard page of a stack made by pthread_create. */
+    uintptr_t previous_start, previous_end;
+    bool previous_inaccessible;
 };
 
 static uint64_t now_ns(void)
@@ -100,19 +108,44 @@ static void scan_without_metadata(struct scan_walk *walk, uintptr_t start, uintp
     }
 }
 
-static const struct stopped_thread *thread_with_stack_in(uintptr_t start, uintptr_t end)
+/* The only stopped thread whose stack pointer lies in [start, end); NULL if none, and
+ * *several is set when more than one does. */
+static const struct stopped_thread *thread_with_stack_in(uintptr_t start, uintptr_t end, bool *several)
 {
+    const struct stopped_thread *found = NULL;
+    *several = false;
     for (unsigned i = 0; i < world.count; i++)
-        if (world.threads[i].tid && world.threads[i].stack_pointer >= start &&
-            world.threads[i].stack_pointer < end)
-            return &world.threads[i];
-    return NULL;
+        if (world.threads[i].stopped && world.threads[i].stack_pointer >= start &&
+            world.threads[i].stack_pointer < end) {
+            if (found)
+                *several = true;
+            found = &world.threads[i];
+        }
+    return found;
+}
+
+/* Can the part of this mapping below a stack pointer be skipped as dead stack?  Only when the
+ * mapping is nothing but that one stack: the main thread's [stack], or a mapping right above
+ * a small guard (pthread_create's layout).  A stack carved from a larger buffer, or two
+ * stacks merged into one mapping, is read whole. */
+static bool mapping_is_one_stack(const struct scan_walk *walk, const struct mapping *mapping)
+{
+    if (strcmp(mapping->name, "[stack]") == 0)
+        return true;
+    bool outside_reservation = walk->previous_end <= core.base || walk->previous_start >= core.base + core.size;
+    return walk->previous_inaccessible && walk->previous_end == mapping->start &&
+           walk->previous_end - walk->previous_start <= ((uintptr_t)1 << 20) && outside_reservation &&
+           mapping->name[0] == '\0';
 }
 
 static void visit_mapping(const struct mapping *mapping, void *data)
 {
     struct scan_walk *walk = data;
     uintptr_t start = mapping->start, end = mapping->end;
+    bool one_stack = mapping_is_one_stack(walk, mapping);
+    walk->previous_start = start;
+    walk->previous_end = end;
+    walk->previous_inaccessible = !mapping->readable && !mapping->writable && !mapping->executable;
     if (!mapping->readable || !mapping->writable)
         return;
     if (start >= core.base && end <= core.base + core.size)
@@ -134,19 +167,23 @@ static void visit_mapping(const struct mapping *mapping, void *data)
     else
         walk->source.kind = REFERRER_ANONYMOUS;
 
-    /* A stack: only the live part, from the stack pointer up. */
-    const struct stopped_thread *thread = thread_with_stack_in(start, end);
-    if (thread) {
+    /* A stack: only the live part, from the stack pointer (less the red zone) up. */
+    bool several = false;
+    const struct stopped_thread *thread = thread_with_stack_in(start, end, &several);
+    bool own = walk->own_stack_pointer >= start && walk->own_stack_pointer < end;
+    if (thread || own || strcmp(mapping->name, "[stack]") == 0)
         walk->source.kind = REFERRER_STACK;
+    if (thread)
         walk->source.thread_number = (uint32_t)thread->tid;
-        uintptr_t from = thread->stack_pointer - RED_ZONE_BYTES;
-        start = from > start ? from : start;
-    } else if (walk->own_stack_pointer >= start && walk->own_stack_pointer < end) {
-        walk->source.kind = REFERRER_STACK;
+    else if (own)
         walk->source.thread_number = (uint32_t)syscall(SYS_gettid);
-        start = walk->own_stack_pointer;
-    } else if (strcmp(mapping->name, "[stack]") == 0) {
-        walk->source.kind = REFERRER_STACK;
+    if (one_stack && !several && !(thread && own)) {
+        if (thread) {
+            uintptr_t from = thread->stack_pointer - RED_ZONE_BYTES;
+            start = from > start ? from : start;
+        } else if (own) {
+            start = walk->own_stack_pointer;
+        }
     }
     scan_without_metadata(walk, start, end);
 }
@@ -179,7 +216,7 @@ static void scan_registers(struct scan_walk *walk, const jmp_buf *own_registers)
     walk->source.name = NULL;
     for (unsigned i = 0; i < world.count; i++) {
         const struct stopped_thread *thread = &world.threads[i];
-        if (thread->tid == 0)
+        if (!thread->stopped)
             continue;
         walk->source.thread_number = (uint32_t)thread->tid;
         scan_range((uintptr_t)thread->registers,
@@ -198,6 +235,7 @@ static const char *referrer_description(enum referrer_kind kind)
     case REFERRER_ANONYMOUS: return "anonymous mapping";
     case REFERRER_SHARED: return "shared memory";
     case REFERRER_REGION: return "live region chunk";
+    case REFERRER_HEAP: return "anonymous mapping (jemalloc heap object)";
     default: return "unknown";
     }
 }
@@ -210,13 +248,8 @@ void collector_describe_referrer(const struct scan_kept *kept, struct report *re
     } else if (kept->kind == REFERRER_MODULE) {
         report_string(report, kept->name);
     } else if (kept->kind == REFERRER_ANONYMOUS) {
-        /* Ask jemalloc, now that the world runs again, whether this is one of its objects. */
-        unsigned arena;
-        size_t arena_len = sizeof arena;
-        const void *location = (const void *)kept->location;
-        if (mallctl("arenas.lookup", &arena, &arena_len, &location, sizeof location) == 0)
-            report_string(report, " (jemalloc heap object)");
-        else if (kept->name[0]) {
+        report_string(report, " (memory the program mapped)");
+        if (kept->name[0]) {
             report_string(report, " ");
             report_string(report, kept->name);
         }
@@ -225,7 +258,7 @@ void collector_describe_referrer(const struct scan_kept *kept, struct report *re
 
 static void report_kept_chunks(void)
 {
-    struct report *report = metadata_map(sizeof *report);
+    struct report *report = report_buffer;
     if (report == NULL)
         return;
     for (unsigned i = 0; i < scan_state.kept_count; i++) {
@@ -252,14 +285,13 @@ static void report_kept_chunks(void)
         report_string(report, "\n");
         report_emit(report);
     }
-    munmap(report, sizeof *report);
 }
 
 static void report_giveup(pid_t tid)
 {
     if (__atomic_exchange_n(&giveup_reported, 1, __ATOMIC_RELAXED))
         return;
-    struct report *report = metadata_map(sizeof *report);
+    struct report *report = report_buffer;
     if (report == NULL)
         return;
     report_init(report);
@@ -268,7 +300,6 @@ static void report_giveup(pid_t tid)
     report_string(report, " did not stop (it blocks or cannot take the scan's signal); quarantined "
                           "memory stays quarantined, which is safe (reported once)\n");
     report_emit(report);
-    munmap(report, sizeof *report);
 }
 
 static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_registers)
@@ -279,9 +310,14 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
         maps_buffer = metadata_map(MAPS_BUFFER_BYTES);
     if (world.threads == NULL)
         world.threads = metadata_map(sizeof(struct stopped_thread) * STOPPED_THREADS_MAX);
-    struct scan_walk *walk = metadata_map(sizeof *walk);
-    if (maps_buffer == NULL || world.threads == NULL || walk == NULL)
+    if (walk_buffer == NULL)
+        walk_buffer = metadata_map(sizeof *walk_buffer);
+    if (report_buffer == NULL)
+        report_buffer = metadata_map(sizeof *report_buffer);
+    struct scan_walk *walk = walk_buffer;
+    if (maps_buffer == NULL || world.threads == NULL || walk == NULL || report_buffer == NULL)
         return;
+    memset(walk, 0, sizeof *walk);
     walk->own_stack_pointer = own_stack_pointer;
     walk->pagemap_fd = NO_SWAP_USE_MINCORE;
     if (swap_is_active()) {
@@ -303,6 +339,11 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
         }
         resume_world(&world);
         uint64_t pause = now_ns() - start;
+        /* Name jemalloc's heap among the anonymous referrers, now that locks may be taken. */
+        for (unsigned i = 0; i < scan_state.kept_count; i++)
+            if (scan_state.kept[i].kind == REFERRER_ANONYMOUS &&
+                heap_ranges_contains(scan_state.kept[i].location))
+                scan_state.kept[i].kind = REFERRER_HEAP;
         if (maps_read) {
             uint64_t released = scan_release_unmarked();
             stats_add(&core.counters.scans, 1);
@@ -321,7 +362,6 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
     }
     if (walk->pagemap_fd >= 0)
         close(walk->pagemap_fd);
-    munmap(walk, sizeof *walk);
 }
 
 __attribute__((noinline)) void collector_run(bool wait_for_running)

@@ -183,8 +183,10 @@ static const struct branch_targets *targets_of_module(uintptr_t text_start, uint
         return NULL;
     struct branch_targets *set = &target_sets[target_set_count];
     size_t capacity = 1 << 16, count = 0;
-    uintptr_t *targets = metadata_map(capacity * sizeof(uintptr_t));
-    if (targets == NULL)
+    /* Code addresses only: plain memory, not metadata (it may be unmapped when it grows). */
+    uintptr_t *targets = mmap(NULL, capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (targets == MAP_FAILED)
         return NULL;
     cs_insn *insn = cs_malloc(capstone);
     const uint8_t *code = (const uint8_t *)text_start;
@@ -200,8 +202,9 @@ static const struct branch_targets *targets_of_module(uintptr_t text_start, uint
         }
         if (is_relative_branch(insn)) {
             if (count == capacity) {
-                uintptr_t *bigger = metadata_map(2 * capacity * sizeof(uintptr_t));
-                if (bigger == NULL)
+                uintptr_t *bigger = mmap(NULL, 2 * capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (bigger == MAP_FAILED)
                     break;
                 memcpy(bigger, targets, count * sizeof(uintptr_t));
                 munmap(targets, capacity * sizeof(uintptr_t));

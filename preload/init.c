@@ -16,6 +16,7 @@
 #include "shim.h"
 #include "alloc_trace.h"
 #include "collector.h"
+#include "heap_ranges.h"
 #include "summary.h"
 #include "hook.h"
 #include "markers.h"
@@ -203,6 +204,7 @@ static void initialize(void)
     if (!core_init(&options, error, sizeof error))
         shim_fatal_startup(error);
     shim_heap_init();
+    heap_ranges_init();
     core.current_thread = current_thread_record;
     core.json_extra = summary_format_json;
     core.text_extra = summary_format_text;

@@ -55,6 +55,7 @@ static void parse_line(char *line, struct mapping *mapping)
         p++;
     mapping->readable = p[0] == 'r';
     mapping->writable = p[1] == 'w';
+    mapping->executable = p[2] == 'x';
     mapping->shared = p[3] == 's';
     p = skip_field(p); /* perms */
     p = skip_field(p); /* offset */

@@ -13,7 +13,7 @@
 
 struct mapping {
     uintptr_t start, end;
-    bool readable, writable, shared;
+    bool readable, writable, executable, shared;
     bool file_backed; /* a path that is a real file (not [heap], [stack], anon shm) */
     const char *name; /* NUL-terminated, inside the reader's buffer; "" when anonymous */
 };

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ static int stop_signal;
 static int stop_generation;
 static int resume_generation;
 static struct stopped_world *current_world;
+static int threads_in_handler; /* resume waits for them to leave before the next stop */
 
 static long futex(int *address, int op, int value)
 {
@@ -53,6 +55,7 @@ static void stop_handler(int signal, siginfo_t *info, void *context)
     (void)signal;
     (void)info;
     int saved_errno = errno;
+    __atomic_add_fetch(&threads_in_handler, 1, __ATOMIC_ACQ_REL);
     int generation = __atomic_load_n(&stop_generation, __ATOMIC_ACQUIRE);
     struct stopped_world *world = __atomic_load_n(&current_world, __ATOMIC_ACQUIRE);
     pid_t tid = (pid_t)syscall(SYS_gettid);
@@ -64,6 +67,7 @@ static void stop_handler(int signal, siginfo_t *info, void *context)
                 continue;
             slot->register_words = registers_from_context(context, slot->registers,
                                                           SAVED_REGISTER_WORDS, &slot->stack_pointer);
+            slot->stopped = true;
             __atomic_store_n(&slot->acknowledged, generation, __ATOMIC_RELEASE);
             futex(&slot->acknowledged, FUTEX_WAKE_PRIVATE, 1);
             break;
@@ -71,6 +75,7 @@ static void stop_handler(int signal, siginfo_t *info, void *context)
         while (__atomic_load_n(&resume_generation, __ATOMIC_ACQUIRE) < generation)
             futex(&resume_generation, FUTEX_WAIT_PRIVATE, __atomic_load_n(&resume_generation, __ATOMIC_ACQUIRE));
     }
+    __atomic_sub_fetch(&threads_in_handler, 1, __ATOMIC_ACQ_REL);
     errno = saved_errno;
 }
 
@@ -147,20 +152,27 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
     return added;
 }
 
-/* Is the signal in the thread's blocked mask (SigBlk: in /proc/self/task/T/status)? */
-static bool thread_blocks_signal(pid_t tid, int signal)
+static void task_path(char *path, pid_t tid, const char *file)
 {
-    char path[64] = "/proc/self/task/", status[4096];
-    size_t len = strlen(path);
     char digits[16];
     int n = 0;
+    strcpy(path, "/proc/self/task/");
+    size_t len = strlen(path);
     do {
         digits[n++] = (char)('0' + tid % 10);
         tid /= 10;
     } while (tid);
     while (n)
         path[len++] = digits[--n];
-    memcpy(path + len, "/status", 8);
+    path[len++] = '/';
+    strcpy(path + len, file);
+}
+
+/* Is the signal in the thread's blocked mask (SigBlk: in /proc/self/task/T/status)? */
+static bool thread_blocks_signal(pid_t tid, int signal)
+{
+    char path[64], status[4096];
+    task_path(path, tid, "status");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -181,9 +193,27 @@ static bool thread_blocks_signal(pid_t tid, int signal)
     return (mask >> (signal - 1)) & 1;
 }
 
+/* Gone, or a zombie: a main thread that called pthread_exit stays listed (state Z) while the
+ * process lives, and never runs a handler again. */
 static bool thread_gone(pid_t tid)
 {
-    return syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH)
+        return true;
+    char path[64], stat[512];
+    task_path(path, tid, "stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    stat[n] = '\0';
+    const char *close_paren = strrchr(stat, ')');
+    if (close_paren == NULL || close_paren[1] != ' ')
+        return false;
+    char state = close_paren[2];
+    return state == 'Z' || state == 'X' || state == 'x';
 }
 
 bool stop_world(struct stopped_world *world)
@@ -203,24 +233,25 @@ bool stop_world(struct stopped_world *world)
     }
 
     uint64_t start = now_ns();
-    bool checked_blocked = false;
+    unsigned blocked_seen = 0; /* checks that found the signal blocked, 20 ms apart */
+    uint64_t next_check = STOP_SIGNAL_BLOCKED_CHECK_NS;
     for (unsigned i = 0; i < world->count; i++) {
         struct stopped_thread *slot = &world->threads[i];
         while (__atomic_load_n(&slot->acknowledged, __ATOMIC_ACQUIRE) != generation) {
             uint64_t waited = now_ns() - start;
-            if (thread_gone(slot->tid)) {
-                slot->tid = 0;
+            if (thread_gone(slot->tid))
                 break;
+            /* A thread blocks the signal briefly inside pthread_create or a previous stop;
+             * only one that still blocks it 20 ms later is taken to block it for good. */
+            if (waited > next_check) {
+                next_check = waited + 20 * 1000 * 1000;
+                blocked_seen = thread_blocks_signal(slot->tid, stop_signal) ? blocked_seen + 1 : 0;
             }
-            if (waited > STOP_WAIT_NS ||
-                (!checked_blocked && waited > STOP_SIGNAL_BLOCKED_CHECK_NS &&
-                 thread_blocks_signal(slot->tid, stop_signal))) {
+            if (waited > STOP_WAIT_NS || blocked_seen >= 2) {
                 world->unresponsive_tid = slot->tid;
                 resume_world(world);
                 return false;
             }
-            if (waited > STOP_SIGNAL_BLOCKED_CHECK_NS)
-                checked_blocked = true;
             struct timespec pause = { 0, 50 * 1000 };
             int seen = __atomic_load_n(&slot->acknowledged, __ATOMIC_ACQUIRE);
             if (seen != generation)
@@ -242,4 +273,9 @@ void resume_world(struct stopped_world *world)
                      __ATOMIC_RELEASE);
     futex(&resume_generation, FUTEX_WAKE_PRIVATE, 1 << 30);
     __atomic_store_n(&current_world, NULL, __ATOMIC_RELEASE);
+    /* Let the stopped threads leave the handler (where every signal is blocked) before a
+     * next scan looks at their blocked masks; bounded, since a thread may be descheduled. */
+    uint64_t deadline = now_ns() + 50ull * 1000 * 1000;
+    while (__atomic_load_n(&threads_in_handler, __ATOMIC_ACQUIRE) > 0 && now_ns() < deadline)
+        sched_yield();
 }

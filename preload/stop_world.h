@@ -19,6 +19,7 @@
 
 struct stopped_thread {
     pid_t tid;
+    bool stopped;              /* answered: its registers and stack pointer are valid */
     int acknowledged;          /* stop generation the thread answered */
     uintptr_t stack_pointer;   /* at the moment it was interrupted */
     unsigned register_words;

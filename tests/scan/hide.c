@@ -473,7 +473,7 @@ static const struct mode modes[] = {
       .store = store_red_zone_thread, .clear = clear_thread, .finish = finish_thread },
     { .name = "collector_register", .bytes = SPAN, .store = store_handoff, .clear = clear_handoff,
       .collect = collect_holding_rbx },
-    { .name = "heap", .expect_kind = "anonymous", .bytes = SPAN, .prepare = prepare_heap,
+    { .name = "heap", .expect_kind = "heap", .bytes = SPAN, .prepare = prepare_heap,
       .store = store_heap, .clear = clear_heap },
     { .name = "region", .expect_kind = "region", .bytes = SPAN, .prepare = prepare_region,
       .store = store_region, .clear = clear_region, .finish = finish_region },

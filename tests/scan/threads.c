@@ -90,7 +90,8 @@ static void *after_main_exit(void *arg)
     unsigned long long scans = su_json_number("scans"), giveups = su_json_number("scan_giveups");
     printf("after main exited: %llu scans, %llu given up, %.3f s\n", scans, giveups, elapsed);
     CHECK(elapsed < 5.0, "two collects took %.2f s", elapsed);
-    CHECK(scans >= 2 && giveups == 0, "scans %llu, scan_giveups %llu: the exited main thread stops "
+    /* The second collect finds the quarantine empty and scans nothing. */
+    CHECK(scans >= 1 && giveups == 0, "scans %llu, scan_giveups %llu: the exited main thread stops "
           "every scan", scans, giveups);
     CHECK(su_json_number("chunks_released") >= released + 2, "chunks_released %llu -> %llu", released,
           su_json_number("chunks_released"));

@@ -1,0 +1,181 @@
+/*
+ * heap_ranges.c — which address ranges are jemalloc's heap, for the scan's referrer report.
+ *
+ * Layer: preload.  jemalloc cannot be asked about an arbitrary address (arenas.lookup faults
+ * on addresses it never managed), so arenashim wraps the extent hooks of every arena at
+ * start-up: each extent jemalloc maps is recorded here, each it unmaps is removed.  The
+ * hooks call jemalloc's own ones for the work; all this adds is a table update, under a
+ * lock that is never held across a call out.  Used only to name the kind of a referrer.
+ */
+#include "heap_ranges.h"
+
+#include <jemalloc/jemalloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HEAP_RANGES_MAX 65536
+#define ARENAS_MAX 1024
+
+static struct {
+    spin_lock lock;
+    unsigned count;
+    uintptr_t (*ranges)[2];
+} table;
+
+static extent_hooks_t *original_hooks[ARENAS_MAX];
+static extent_hooks_t wrapped_hooks[ARENAS_MAX];
+
+static void record(uintptr_t start, size_t size)
+{
+    spin_lock_acquire(&table.lock);
+    if (table.ranges && table.count < HEAP_RANGES_MAX) {
+        table.ranges[table.count][0] = start;
+        table.ranges[table.count][1] = start + size;
+        table.count++;
+    }
+    spin_lock_release(&table.lock);
+}
+
+static void forget(uintptr_t start, size_t size)
+{
+    spin_lock_acquire(&table.lock);
+    for (unsigned i = 0; table.ranges && i < table.count; i++) {
+        if (table.ranges[i][0] == start && table.ranges[i][1] == start + size) {
+            table.count--;
+            table.ranges[i][0] = table.ranges[table.count][0];
+            table.ranges[i][1] = table.ranges[table.count][1];
+            break;
+        }
+    }
+    spin_lock_release(&table.lock);
+}
+
+static extent_hooks_t *original_of(unsigned arena)
+{
+    return arena < ARENAS_MAX ? original_hooks[arena] : NULL;
+}
+
+static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
+                        bool *zero, bool *commit, unsigned arena)
+{
+    (void)hooks;
+    extent_hooks_t *original = original_of(arena);
+    void *p = original->alloc(original, new_addr, size, alignment, zero, commit, arena);
+    if (p)
+        record((uintptr_t)p, size);
+    return p;
+}
+
+static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena)
+{
+    (void)hooks;
+    extent_hooks_t *original = original_of(arena);
+    /* false means jemalloc unmapped it; true means it keeps it (retained): still its heap. */
+    bool kept = original->dalloc ? original->dalloc(original, addr, size, committed, arena) : true;
+    if (!kept)
+        forget((uintptr_t)addr, size);
+    return kept;
+}
+
+static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena)
+{
+    (void)hooks;
+    extent_hooks_t *original = original_of(arena);
+    if (original->destroy)
+        original->destroy(original, addr, size, committed, arena);
+    forget((uintptr_t)addr, size);
+}
+
+
+static bool hook_commit(extent_hooks_t *h, void *a, size_t s, size_t o, size_t l, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    return original->commit ? original->commit(original, a, s, o, l, arena) : true;
+}
+
+static bool hook_decommit(extent_hooks_t *h, void *a, size_t s, size_t o, size_t l, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    return original->decommit ? original->decommit(original, a, s, o, l, arena) : true;
+}
+
+static bool hook_purge_lazy(extent_hooks_t *h, void *a, size_t s, size_t o, size_t l, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    return original->purge_lazy ? original->purge_lazy(original, a, s, o, l, arena) : true;
+}
+
+static bool hook_purge_forced(extent_hooks_t *h, void *a, size_t s, size_t o, size_t l, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    return original->purge_forced ? original->purge_forced(original, a, s, o, l, arena) : true;
+}
+
+static bool hook_split(extent_hooks_t *h, void *a, size_t s, size_t sa, size_t sb, bool c, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    bool refused = original->split ? original->split(original, a, s, sa, sb, c, arena) : true;
+    if (!refused) {
+        forget((uintptr_t)a, s);
+        record((uintptr_t)a, sa);
+        record((uintptr_t)a + sa, sb);
+    }
+    return refused;
+}
+
+static bool hook_merge(extent_hooks_t *h, void *a, size_t sa, void *b, size_t sb, bool c, unsigned arena)
+{
+    (void)h;
+    extent_hooks_t *original = original_of(arena);
+    bool refused = original->merge ? original->merge(original, a, sa, b, sb, c, arena) : true;
+    if (!refused) {
+        forget((uintptr_t)a, sa);
+        forget((uintptr_t)b, sb);
+        record((uintptr_t)a, sa + sb);
+    }
+    return refused;
+}
+
+void heap_ranges_init(void)
+{
+    table.ranges = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGES_MAX);
+    unsigned narenas = 0;
+    size_t len = sizeof narenas;
+    if (table.ranges == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
+        return;
+    if (narenas > ARENAS_MAX)
+        narenas = ARENAS_MAX;
+    for (unsigned i = 0; i < narenas; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "arena.%u.extent_hooks", i);
+        extent_hooks_t *current = NULL;
+        len = sizeof current;
+        if (mallctl(name, &current, &len, NULL, 0) != 0 || current == NULL)
+            continue;
+        original_hooks[i] = current;
+        wrapped_hooks[i] = (extent_hooks_t){
+            hook_alloc, hook_dalloc, hook_destroy, hook_commit, hook_decommit,
+            current->purge_lazy ? hook_purge_lazy : NULL, current->purge_forced ? hook_purge_forced : NULL,
+            hook_split, hook_merge,
+        };
+        extent_hooks_t *mine = &wrapped_hooks[i];
+        mallctl(name, NULL, NULL, &mine, sizeof mine);
+    }
+}
+
+bool heap_ranges_contains(uintptr_t address)
+{
+    bool found = false;
+    spin_lock_acquire(&table.lock);
+    for (unsigned i = 0; table.ranges && i < table.count && !found; i++)
+        found = address - table.ranges[i][0] < table.ranges[i][1] - table.ranges[i][0];
+    spin_lock_release(&table.lock);
+    return found;
+}

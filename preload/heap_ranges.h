@@ -1,0 +1,13 @@
+/*
+ * heap_ranges.h — jemalloc's extents, recorded through its extent hooks (see heap_ranges.c).
+ */
+#ifndef ARENASHIM_PRELOAD_HEAP_RANGES_H
+#define ARENASHIM_PRELOAD_HEAP_RANGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+void heap_ranges_init(void);
+bool heap_ranges_contains(uintptr_t address);
+
+#endif
