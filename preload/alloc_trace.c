@@ -12,6 +12,7 @@
 #include "alloc_trace.h"
 
 #include <stdint.h>
+#include <ucontext.h>
 
 #include "hook.h"
 #include "stack_table.h"
@@ -55,6 +56,41 @@ uint32_t alloc_trace_capture(int32_t marker, unsigned skip)
     if (depth <= (int)skip)
         return 0;
     return stack_table_intern((const uintptr_t *)(frames + skip), (unsigned)(depth - (int)skip), marker);
+}
+
+uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_pointer, bool exact_pc)
+{
+    if (capturing)
+        return 0;
+    capturing = true;
+    uintptr_t frames[STACK_DEPTH_MAX];
+    unsigned depth = 0;
+    bool hooked = hook_shadow && hook_shadow->depth;
+    if (hooked)
+        shadow_restore_return_addresses();
+    /* The registers as they were at pc: the callee-saved ones are taken from here, which is
+     * right for callers whose frames are found from the stack pointer (the usual -O2 code). */
+    unw_context_t context;
+    unw_cursor_t cursor;
+    unw_getcontext(&context);
+#if defined(__x86_64__)
+    context.uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
+    context.uc_mcontext.gregs[REG_RSP] = (greg_t)stack_pointer;
+#endif
+    /* exact_pc: pc is an instruction about to run (a function's entry), not a return
+     * address, which unwinders otherwise look up at pc - 1. */
+    if (unw_init_local2(&cursor, &context, exact_pc ? UNW_INIT_SIGNAL_FRAME : 0) == 0) {
+        do {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
+                break;
+            frames[depth++] = (uintptr_t)ip;
+        } while (depth < STACK_DEPTH_MAX && unw_step(&cursor) > 0);
+    }
+    if (hooked)
+        shadow_reinstall_all();
+    capturing = false;
+    return stack_table_intern(frames, depth, marker);
 }
 
 void alloc_trace_record(struct region *region, void *object, size_t size)

@@ -21,6 +21,9 @@ void alloc_trace_thread_start(void);
 void alloc_trace_record(struct region *region, void *object, size_t size);
 /* Interns the calling thread's backtrace, skipping our own frames; 0 when unavailable. */
 uint32_t alloc_trace_capture(int32_t marker, unsigned skip);
+/* The backtrace as seen from pc with the given stack pointer (a hooked function's entry or
+ * return, where our own frames must not appear). */
+uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_pointer, bool exact_pc);
 
 /* The allocation fast paths call this after each region allocation. */
 static inline void alloc_trace_maybe(struct region *region, void *object, size_t size)

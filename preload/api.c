@@ -12,6 +12,7 @@
 #include "arena.h"
 #include "shim.h"
 #include "collector.h"
+#include "alloc_trace.h"
 
 #include <jemalloc/jemalloc.h>
 
@@ -24,12 +25,16 @@ SHIM_EXPORT int arenashim_region_begin(void)
         return 0;
     unsigned depth = region_begin(thread, MARKER_API, CALLER());
     shim_sync_region(thread);
+    if (alloc_trace_region_stacks && thread->innermost)
+        thread->innermost->begin_stack = alloc_trace_capture(MARKER_API, 1);
     return (int)depth;
 }
 
 SHIM_EXPORT void arenashim_region_end(void)
 {
     struct thread_state *thread = shim_thread;
+    if (alloc_trace_region_stacks && thread && thread->innermost)
+        thread->innermost->end_stack = alloc_trace_capture(MARKER_API, 1);
     if (thread == NULL || !region_end(thread, CALLER())) {
         static const char message[] =
             "arenashim: warning: arenashim_region_end() with no open region; ignored\n";

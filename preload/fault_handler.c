@@ -14,6 +14,9 @@
  * fault that is not arenashim's goes to that action, honouring its flags and mask.
  */
 #include "shim.h"
+#include "hook.h"
+#include "stack_table.h"
+#include "trace_log.h"
 
 #include <errno.h>
 #include <string.h>
@@ -38,7 +41,16 @@ static bool is_write_fault(const ucontext_t *context)
 #endif
 }
 
-static void report_dangling(const struct dangling_info *info, ucontext_t *context)
+static void report_region_site(struct report *report, const char *what, uint32_t stack, uintptr_t pc)
+{
+    report_string(report, what);
+    if (stack_table_get(stack))
+        report_stack(report, stack);
+    else
+        report_frame(report, 0, pc);
+}
+
+static void report_dangling(const struct dangling_info *info, ucontext_t *context, uint32_t site)
 {
     static struct report report; /* static: the fault may come on a small alternate stack */
     static spin_lock report_buffer_lock = SPIN_LOCK_INIT;
@@ -54,7 +66,13 @@ static void report_dangling(const struct dangling_info *info, ucontext_t *contex
     report_string(&report, info->found_range ? marker_name(info->range.marker) : "(unknown)");
     report_string(&report, "')\n");
     report_string(&report, "  access backtrace:\n");
+    /* Unwinders cannot step through the exit stub: give them the real return addresses. */
+    bool hooked = hook_shadow && hook_shadow->depth;
+    if (hooked)
+        shadow_restore_return_addresses();
     report_backtrace(&report, context, 0);
+    if (hooked)
+        shadow_reinstall_all();
     if (info->found_range) {
         const struct dead_range *r = &info->range;
         report_string(&report, "  the address is ");
@@ -67,10 +85,24 @@ static void report_dangling(const struct dangling_info *info, ucontext_t *contex
         report_hex(&report, r->end);
         report_string(&report, ") of thread T");
         report_decimal(&report, r->thread_number);
-        report_string(&report, "\n  region began at:\n");
-        report_frame(&report, 0, r->begin_pc);
-        report_string(&report, "  region ended at:\n");
-        report_frame(&report, 0, r->end_pc);
+        report_string(&report, "\n");
+        const struct trace_record *object = trace_log_find(r->trace, info->address);
+        if (object) {
+            report_string(&report, "  it is ");
+            report_decimal(&report, info->address - object->address);
+            report_string(&report, " bytes into an object of ");
+            report_decimal(&report, object->size);
+            report_string(&report, " bytes at ");
+            report_hex(&report, object->address);
+            report_string(&report, ", allocated at:\n");
+            report_stack(&report, site ? site : object->stack);
+        } else {
+            report_string(&report, core.options.trace_allocs
+                                       ? "  allocation site: not sampled (trace_allocs=N traces one in N)\n"
+                                       : "  allocation site: not recorded (run with trace_allocs=1)\n");
+        }
+        report_region_site(&report, "  region began at:\n", r->begin_stack, r->begin_pc);
+        report_region_site(&report, "  region ended at:\n", r->end_stack, r->end_pc);
     }
     report_string(&report, "==");
     report_decimal(&report, (uint64_t)getpid());
@@ -136,7 +168,9 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
     struct dangling_info dangling;
     if (info->si_code > 0 && dangling_lookup((uintptr_t)info->si_addr, &dangling)) {
         stats_add(&core.counters.dangling_accesses, 1);
-        report_dangling(&dangling, context);
+        bool first;
+        uint32_t site = escape_note((uintptr_t)info->si_addr, ESCAPE_ACCESS, &first);
+        report_dangling(&dangling, context, site);
         if (core.options.on_dangling == ON_DANGLING_RECOVER) {
             uintptr_t page = (uintptr_t)info->si_addr & ~(PAGE_SIZE_BYTES - 1);
             if (mprotect((void *)page, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) == 0) {
@@ -208,4 +242,55 @@ SHIM_EXPORT sighandler_t bsd_signal(int signal, sighandler_t handler) __attribut
 SHIM_EXPORT sighandler_t sysv_signal(int signal, sighandler_t handler)
 {
     return set_program_handler(signal, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+/* free() of an object whose region has ended: with verbose, one report per allocation site
+ * (or one in all, when allocations are not traced). */
+static void report_escaped_free(uintptr_t address)
+{
+    static uint32_t reported_sites[256];
+    static unsigned reported_count;
+    static int reported_untraced;
+    static spin_lock lock = SPIN_LOCK_INIT;
+    static struct report report;
+    if (core.options.verbose == 0)
+        return;
+    struct dangling_info info;
+    if (!dangling_lookup(address, &info) || !info.found_range)
+        return;
+    const struct trace_record *object = trace_log_find(info.range.trace, address);
+    uint32_t site = object ? object->stack : 0;
+    spin_lock_acquire(&lock);
+    bool seen = false;
+    if (site) {
+        for (unsigned i = 0; i < reported_count && !seen; i++)
+            seen = reported_sites[i] == site;
+        if (!seen && reported_count < 256)
+            reported_sites[reported_count++] = site;
+    } else {
+        seen = reported_untraced++ > 0;
+    }
+    if (!seen) {
+        report_init(&report);
+        report_string(&report, "arenashim: free() of ");
+        report_hex(&report, address);
+        report_string(&report, " after its region #");
+        report_decimal(&report, info.range.region_id);
+        report_string(&report, " (marker '");
+        report_string(&report, marker_name(info.range.marker));
+        report_string(&report, "') ended: the object escaped its region");
+        if (site) {
+            report_string(&report, "; allocated at:\n");
+            report_stack(&report, site);
+        } else {
+            report_string(&report, " (reported once; run with trace_allocs=1 to see allocation sites)\n");
+        }
+        report_emit(&report);
+    }
+    spin_lock_release(&lock);
+}
+
+void fault_handler_set_escape_hook(void)
+{
+    core.escape_hook = report_escaped_free;
 }

@@ -211,6 +211,7 @@ static void initialize(void)
     dl_iterate_phdr(register_own_segments, (void *)&core);
     caller_filter_init(&options);
     fault_handler_install();
+    fault_handler_set_escape_hook();
     collector_init();
     unwind_guard_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);

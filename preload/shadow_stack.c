@@ -66,8 +66,13 @@ uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot)
     if (resume == 0)
         return hook->resume;
     struct shadow_entry *entry = &hook_shadow->entries[hook_shadow->depth - 1];
-    if (alloc_trace_region_stacks && entry->region)
-        entry->region->begin_stack = alloc_trace_capture(entry->region->marker, 0);
+    if (alloc_trace_region_stacks && entry->region) {
+        /* From the hooked function's entry, with its real return address in place. */
+        *slot = entry->real_return;
+        entry->region->begin_stack = alloc_trace_capture_at(entry->region->marker, hook->function,
+                                                            (uintptr_t)slot, true);
+        *slot = (uintptr_t)arenashim_exit_stub;
+    }
     return resume;
 }
 
@@ -127,9 +132,8 @@ uintptr_t hook_exit_slow(uintptr_t *slot)
     if (alloc_trace_region_stacks && entry->opened_region && entry->region &&
         shim_thread && shim_thread->innermost == entry->region) {
         /* The stack of the return: the caller's frames, with this frame's slot restored. */
-        *slot = real_return;
-        entry->region->end_stack = alloc_trace_capture(entry->region->marker, 0);
-        *slot = (uintptr_t)arenashim_exit_stub;
+        entry->region->end_stack = alloc_trace_capture_at(entry->region->marker, real_return,
+                                                          (uintptr_t)(slot + 1), false);
     }
     close_entry(entry, real_return);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

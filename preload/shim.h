@@ -72,6 +72,8 @@ static inline bool caller_is_excluded(const void *pc)
 /* --- fault_handler.c ------------------------------------------------------------------------- */
 
 void fault_handler_install(void);
+/* Reports frees after region end (verbose), through core.escape_hook. */
+void fault_handler_set_escape_hook(void);
 
 /* --- report.c -------------------------------------------------------------------------------- */
 
