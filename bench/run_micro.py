@@ -33,6 +33,11 @@ ALLOCATORS = [
     ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", {}),
     ("arenashim (no region)", "@ARENASHIM@", {}),
     ("arenashim (regions)", "@ARENASHIM@", {"BENCH_REGIONS": "1"}),
+    # issue 5: the cost of recording allocation backtraces, every one and one in 64
+    ("arenashim (regions, trace_allocs=64)", "@ARENASHIM@",
+     {"BENCH_REGIONS": "1", "ARENASHIM_OPTIONS": "trace_allocs=64"}),
+    ("arenashim (regions, trace_allocs=1)", "@ARENASHIM@",
+     {"BENCH_REGIONS": "1", "ARENASHIM_OPTIONS": "trace_allocs=1"}),
 ]
 MAIN_TESTS = [
     # (test, its bump baseline, column title)
