@@ -30,6 +30,7 @@ bool core_init(const struct options *options, char *error, size_t error_len)
     if (core.initialized)
         return true;
     core.options = *options;
+    core.measure_time = options->stats || options->stats_json[0] != '\0';
     core.chunk_size = options->chunk_size;
     core.chunk_shift = log2_exact(options->chunk_size);
     core.small_max = options->chunk_size / 4;
@@ -99,6 +100,7 @@ struct thread_state *thread_state_create(pid_t tid)
     thread->spare_count = 0;
     memset(&thread->counters, 0, sizeof thread->counters);
     thread->tid = tid;
+    thread->next_region_id = thread->region_id_limit = 0;
     thread->number = __atomic_fetch_add(&core.next_thread_number, 1, __ATOMIC_RELAXED);
     thread->next_free = NULL;
     __atomic_store_n(&thread->alive, true, __ATOMIC_RELEASE);

@@ -132,6 +132,7 @@ struct thread_state {
     unsigned spare_count;
     struct spare_chunk spares[THREAD_SPARE_CHUNKS];
     struct thread_counters counters;
+    uint64_t next_region_id, region_id_limit; /* a block of region numbers taken at once */
     uint32_t number;
     pid_t tid;
     bool alive;
@@ -194,6 +195,7 @@ struct core {
     uint32_t next_thread_number;
     uint64_t next_region_id;
     struct options options;
+    bool measure_time; /* stats requested: regions record cycle counts for "time inside" */
     struct core_counters counters;
     unsigned marker_count;
     struct marker_stats markers[MARKER_TABLE_MAX];
@@ -304,6 +306,22 @@ static inline void region_free(struct thread_state *thread, void *p)
         return;
     }
     region_free_slow(thread, p);
+}
+
+/* Region numbers: unique and, per thread, increasing; taken from the global counter in
+ * blocks so opening a region needs no atomic operation. */
+#define REGION_ID_BLOCK 1024
+
+static inline uint64_t region_id_next(struct thread_state *thread)
+{
+    if (thread == NULL)
+        return __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    if (unlikely(thread->next_region_id == thread->region_id_limit)) {
+        thread->next_region_id = __atomic_fetch_add(&core.next_region_id, REGION_ID_BLOCK,
+                                                    __ATOMIC_RELAXED) + 1;
+        thread->region_id_limit = thread->next_region_id + REGION_ID_BLOCK;
+    }
+    return thread->next_region_id++;
 }
 
 /* --- core.c ------------------------------------------------------------------------------ */

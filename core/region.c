@@ -45,11 +45,11 @@ struct region *region_create(struct thread_state *thread, int32_t marker, uintpt
     struct region *region = fixed_pool_alloc(&region_pool);
     if (region == NULL)
         return NULL;
-    region->id = __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    region->id = region_id_next(thread);
     region->thread = thread;
     region->marker = marker;
     region->begin_pc = begin_pc;
-    region->begin_cycles = cycle_counter();
+    region->begin_cycles = core.measure_time ? cycle_counter() : 0;
     return region;
 }
 
@@ -414,7 +414,8 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
         stats_add(&marker->regions, 1);
         stats_add(&marker->bytes, region->bytes);
         stats_add(&marker->objects, region->allocs);
-        stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
+        if (core.measure_time)
+            stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
         uint64_t peak = __atomic_load_n(&marker->peak_bytes, __ATOMIC_RELAXED);
         while (region->bytes > peak &&
                !__atomic_compare_exchange_n(&marker->peak_bytes, &peak, region->bytes, true,

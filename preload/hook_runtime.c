@@ -27,7 +27,7 @@ static inline void region_open_fast(struct thread_state *thread, struct region *
     region->high_water = NULL;
     __atomic_store_n(&region->allocs, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&region->bytes, 0, __ATOMIC_RELAXED);
-    region->id = __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    region->id = region_id_next(thread);
     region->outer = thread->innermost;
     region->thread = thread;
     region->current_chunk = 0;
@@ -35,7 +35,7 @@ static inline void region_open_fast(struct thread_state *thread, struct region *
     region->marker = marker;
     region->depth = thread->depth + 1;
     region->begin_pc = begin_pc;
-    region->begin_cycles = cycle_counter();
+    region->begin_cycles = core.measure_time ? cycle_counter() : 0;
     region->begin_stack = 0;
     region->end_stack = 0;
     region->trace = NULL;
@@ -115,8 +115,9 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
         shim_sync_region(thread);
         if (region->marker >= 0) {
             __atomic_fetch_add(&core.markers[region->marker].regions, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&core.markers[region->marker].cycles,
-                               cycle_counter() - region->begin_cycles, __ATOMIC_RELAXED);
+            if (core.measure_time)
+                __atomic_fetch_add(&core.markers[region->marker].cycles,
+                                   cycle_counter() - region->begin_cycles, __ATOMIC_RELAXED);
         }
         region->outer = hook_region_cache;
         hook_region_cache = region;

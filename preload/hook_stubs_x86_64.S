@@ -88,7 +88,11 @@ arenashim_hook_entry:
     pop %rsi
     pop %rdi
     pop %rax
-    ret
+    /* Drop the slot and jump through it, now just below the stack pointer: the hooked
+     * function has not started, so nothing of its lives in its red zone yet, and an
+     * indirect jump is predicted where a ret (whose return-stack entry is not this) is not. */
+    add $8, %rsp
+    jmp *-8(%rsp)
     .cfi_endproc
     .size arenashim_hook_entry, .-arenashim_hook_entry
 
@@ -134,7 +138,10 @@ arenashim_exit_stub:
     pop %rdi
     pop %rdx
     pop %rax
-    ret
+    /* As after a ret, with the real return address left where it was (an indirect jump,
+     * for the branch predictor; the caller's frame below is free memory again). */
+    add $8, %rsp
+    jmp *-8(%rsp)
     .cfi_endproc
     .size arenashim_exit_stub, .-arenashim_exit_stub
 
