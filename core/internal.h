@@ -55,9 +55,11 @@ enum chunk_state {
     CHUNK_QUARANTINED,   /* faulted; waits for a scan */
 };
 
+/* 16 bytes so objects stay 16-byte aligned; only the size is kept (the region of a dead
+ * object is found from its chunk's dead-range records, which survive the faulting). */
 struct object_header {
-    uint64_t size;      /* the size asked for */
-    uint64_t region_id; /* the region that allocated it */
+    uint64_t size; /* the size asked for */
+    uint64_t unused;
 };
 
 struct trace_block;
@@ -262,22 +264,27 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment);
 
 /* Bump allocation; NULL only when the reservation is exhausted or the request cannot be
  * served by a region at all (the caller then falls back to the heap). */
-static inline void *region_alloc(struct region *region, size_t size)
+/* The bump itself, with no call: NULL when the request does not fit the current chunk (the
+ * caller then takes the slow path).  Kept call-free so that callers' fast paths need no
+ * stack frame. */
+static inline void *region_try_alloc(struct region *region, size_t size)
 {
-    if (unlikely(size > core.small_max))
-        return region_alloc_slow(region, size, OBJECT_ALIGN);
     size_t need = ((size + OBJECT_ALIGN - 1) & ~(OBJECT_ALIGN - 1)) + OBJECT_HEADER_SIZE;
     char *header = region->cursor;
-    if (unlikely((size_t)(region->limit - header) < need))
-        return region_alloc_slow(region, size, OBJECT_ALIGN);
+    if (unlikely(size > core.small_max || (size_t)(region->limit - header) < need))
+        return NULL;
     region->cursor = header + need;
     region->last_object = header;
     counter_add(&region->allocs, 1);
     counter_add(&region->bytes, size);
-    struct object_header *h = (struct object_header *)header;
-    h->size = size;
-    h->region_id = region->id;
+    ((struct object_header *)header)->size = size;
     return header + OBJECT_HEADER_SIZE;
+}
+
+static inline void *region_alloc(struct region *region, size_t size)
+{
+    void *p = region_try_alloc(region, size);
+    return likely(p != NULL) ? p : region_alloc_slow(region, size, OBJECT_ALIGN);
 }
 
 static inline struct object_header *object_header_of(const void *p)

@@ -131,7 +131,6 @@ static void *place(struct region *region, size_t size, size_t alignment)
     counter_add(&region->bytes, size);
     struct object_header *h = (struct object_header *)header;
     h->size = size;
-    h->region_id = region->id;
     return (void *)object;
 }
 
@@ -151,7 +150,6 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
     char *object = chunk_address(index) + offset;
     struct object_header *h = object_header_of(object);
     h->size = size;
-    h->region_id = region->id;
     counter_add(&region->allocs, 1);
     counter_add(&region->bytes, size);
     return object;

@@ -58,11 +58,27 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+static void update_hull(struct caller_filter *filter)
+{
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (unsigned i = 0; i < filter->count; i++) {
+        if (filter->ranges[i][0] < low)
+            low = filter->ranges[i][0];
+        if (filter->ranges[i][1] > high)
+            high = filter->ranges[i][1];
+    }
+    if (filter->count == 0)
+        low = high = 0;
+    filter->low = low;
+    filter->high = high;
+}
+
 static void build(struct caller_filter *filter, const struct options *options)
 {
     struct { struct caller_filter *filter; const struct options *options; } context = { filter, options };
     filter->count = 0;
     dl_iterate_phdr(add_module, &context);
+    update_hull(filter);
 }
 
 void caller_filter_init(const struct options *options)
@@ -85,5 +101,11 @@ void caller_filter_refresh(void)
         shim_caller_filter.ranges[i][0] = fresh.ranges[i][0];
         shim_caller_filter.ranges[i][1] = fresh.ranges[i][1];
     }
+    /* Widen the hull before publishing the new ranges (a reader may see the old count with
+     * the new hull, never the reverse). */
+    if (fresh.low < shim_caller_filter.low || shim_caller_filter.count == 0)
+        __atomic_store_n(&shim_caller_filter.low, fresh.low, __ATOMIC_RELEASE);
+    if (fresh.high > shim_caller_filter.high)
+        __atomic_store_n(&shim_caller_filter.high, fresh.high, __ATOMIC_RELEASE);
     __atomic_store_n(&shim_caller_filter.count, fresh.count, __ATOMIC_RELEASE);
 }

@@ -76,12 +76,11 @@ void shim_heap_init(void)
     dlclose(jemalloc);
 }
 
+/* jemalloc's malloc sets errno to ENOMEM itself (the bootstrap path before start-up may
+ * not, but nothing that early runs out of memory): a tail call, no frame. */
 static inline void *heap_alloc(size_t size)
 {
-    void *p = heap.malloc(size);
-    if (unlikely(p == NULL))
-        errno = ENOMEM;
-    return p;
+    return heap.malloc(size);
 }
 
 static inline void *heap_alloc_aligned(size_t size, size_t alignment)
@@ -97,10 +96,7 @@ static inline void *heap_alloc_aligned(size_t size, size_t alignment)
 
 static inline void *heap_calloc(size_t size)
 {
-    void *p = heap.calloc(1, size);
-    if (unlikely(p == NULL))
-        errno = ENOMEM;
-    return p;
+    return heap.calloc(1, size);
 }
 
 static inline void heap_free(void *p)
@@ -165,12 +161,28 @@ static inline bool multiply_overflows(size_t a, size_t b, size_t *product)
 
 /* --- the exported family ------------------------------------------------------------------ */
 
+__attribute__((noinline)) static void *malloc_in_region(struct region *region, size_t size,
+                                                        const void *caller)
+{
+    return routed_alloc(region, size, caller);
+}
+
 SHIM_EXPORT void *malloc(size_t size)
 {
     struct region *region = shim_region;
     if (likely(region == NULL))
         return heap_alloc(size);
-    return routed_alloc(region, size, RETURN_ADDRESS());
+    /* The common region case without a stack frame: a caller outside the excluded
+     * modules, a bump that fits, no sample due.  Anything else takes the full path. */
+    const void *caller = RETURN_ADDRESS();
+    if (likely(!caller_is_excluded(caller) && alloc_trace_countdown > 1)) {
+        void *p = region_try_alloc(region, size);
+        if (likely(p != NULL)) {
+            alloc_trace_countdown--;
+            return p;
+        }
+    }
+    return malloc_in_region(region, size, caller);
 }
 
 SHIM_EXPORT void free(void *p)
