@@ -311,6 +311,24 @@ static uint8_t *emit_absolute_jump(uint8_t *out, uintptr_t target)
     return out + 14;
 }
 
+/* Where the 32-bit displacement of a RIP-relative operand sits in the instruction.  capstone 4
+ * leaves encoding.disp_offset at 0 for some SSE/AVX instructions; the displacement is then
+ * found where it must be, just before any immediate, and checked against its value. */
+static unsigned displacement_offset(const cs_insn *insn, int32_t disp)
+{
+    const cs_x86 *x86 = &insn->detail->x86;
+    if (x86->encoding.disp_offset != 0 && x86->encoding.disp_size == 4)
+        return x86->encoding.disp_offset;
+    int offset = (int)insn->size - 4 - (int)x86->encoding.imm_size;
+    int32_t found;
+    if (offset > 0) {
+        memcpy(&found, insn->bytes + offset, 4);
+        if (found == disp)
+            return (unsigned)offset;
+    }
+    return 0;
+}
+
 /* Copies one displaced instruction to out (at its new address), or refuses. */
 static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
 {
@@ -363,7 +381,8 @@ static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t wh
         const cs_x86_op *op = &x86->operands[i];
         if (op->type != X86_OP_MEM || op->mem.base != X86_REG_RIP)
             continue;
-        if (x86->encoding.disp_offset == 0 || x86->encoding.disp_size != 4) {
+        unsigned disp_offset = displacement_offset(insn, (int32_t)op->mem.disp);
+        if (disp_offset == 0) {
             refuse(why, why_len, "cannot relocate RIP-relative '%s %s'", insn->mnemonic, insn->op_str);
             return NULL;
         }
@@ -375,7 +394,7 @@ static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t wh
             return NULL;
         }
         int32_t d32 = (int32_t)displacement;
-        memcpy(out + x86->encoding.disp_offset, &d32, 4);
+        memcpy(out + disp_offset, &d32, 4);
     }
     return out + insn->size;
 }
