@@ -96,7 +96,7 @@ void hook_thread_exit(void);
 /* Patches the function [start, end) (end == start: unknown size) to enter hook index.
  * On refusal returns false with a reason in why. */
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
-                unsigned index, char *why, size_t why_len);
+                unsigned index, bool whole_module, char *why, size_t why_len);
 bool hook_arch_init(char *why, size_t why_len);
 
 #endif

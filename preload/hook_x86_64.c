@@ -419,8 +419,33 @@ static bool write_code(uintptr_t site, const uint8_t *bytes, size_t len, uintptr
     return true;
 }
 
+/* A direct branch inside [start, end) that lands in (low, high); 0 if none. */
+static uintptr_t branch_into_function(uintptr_t start, uintptr_t end, uintptr_t low, uintptr_t high)
+{
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)start;
+    size_t size = end - start;
+    uint64_t address = start;
+    uintptr_t found = 0;
+    while (size > 0 && !found) {
+        if (!cs_disasm_iter(capstone, &code, &size, &address, insn)) {
+            code++;
+            size--;
+            address++;
+            continue;
+        }
+        if (is_relative_branch(insn)) {
+            uintptr_t target = (uintptr_t)insn->detail->x86.operands[0].imm;
+            if (target > low && target < high)
+                found = target;
+        }
+    }
+    cs_free(insn, 1);
+    return found;
+}
+
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
-                unsigned index, char *why, size_t why_len)
+                unsigned index, bool whole_module, char *why, size_t why_len)
 {
     uintptr_t site = start;
     static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
@@ -464,8 +489,16 @@ bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t 
     }
     cs_free(insn, 1);
 
-    const struct branch_targets *targets = targets_of_module(text_start, text_end);
-    uintptr_t into = targets ? branch_into(targets, site, site + covered) : 0;
+    /* Markers check the whole module (code shared between functions); the dlopen hooks,
+     * small functions of the C library, check their own body and spare every program the
+     * decoding of all of libc at start-up. */
+    uintptr_t into;
+    if (whole_module || end <= start) {
+        const struct branch_targets *targets = targets_of_module(text_start, text_end);
+        into = targets ? branch_into(targets, site, site + covered) : 0;
+    } else {
+        into = branch_into_function(start, end, site, site + covered);
+    }
     if (into)
         return refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
                       "(at +%#lx)", covered, (unsigned long)(into - start));

@@ -36,9 +36,10 @@ struct marker_spec {
 };
 
 static struct marker_spec specs[MARKER_TABLE_MAX];
-/* The process the user started (not one it spawned): only there is a marker that names
- * nothing an error.  Programs run shells and helpers that inherit ARENASHIM_REGIONS; a marker
- * meant for the program must not kill them. */
+/* The process the user started (not one it spawned, nor a launcher such as strace or sh
+ * that starts it): only there is a marker that names nothing an error.  Programs run shells
+ * and helpers that inherit ARENASHIM_REGIONS; a marker meant for the program must not kill
+ * them. */
 static bool root_process;
 static spin_lock markers_lock = SPIN_LOCK_INIT;
 static bool hooks_ready;
@@ -188,7 +189,7 @@ static bool hook_marker(unsigned marker, const struct resolve_context *context, 
     hook_table[index].marker = (int32_t)marker;
     hook_table[index].kind = HOOK_MARKER;
     if (!hook_patch(context->bounds.start, context->bounds.end, context->module.text_start,
-                    context->module.text_end, index, why, why_len))
+                    context->module.text_end, index, true, why, why_len))
         return false;
     __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
     return true;
@@ -245,12 +246,41 @@ static void install_dlopen_hooks(void)
         hook_table[index].marker = 0;
         hook_table[index].kind = HOOK_DLOPEN;
         if (hook_patch(context.bounds.start, context.bounds.end, context.module.text_start,
-                       context.module.text_end, index, why, sizeof why))
+                       context.module.text_end, index, false, why, sizeof why))
             __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
         else if (core.options.verbose >= 1)
             fprintf(stderr, "arenashim: warning: cannot hook %s (%s): markers in libraries loaded "
                     "later will not resolve\n", names[i], why);
     }
+}
+
+/* Programs that start the user's program rather than being it: with one of these first on
+ * the command line (`strace ./server`, `perf record ./server`, `sh -c ./server`), the program
+ * it runs is the root process. */
+static bool is_launcher(void)
+{
+    static const char *launchers[] = {
+        "env", "time", "timeout", "nice", "ionice", "taskset", "chrt", "numactl", "setarch",
+        "stdbuf", "nohup", "flock", "xargs", "strace", "ltrace", "perf", "gdb", "valgrind",
+        "sh", "bash", "dash", "zsh", "ksh", "busybox", "sudo", "su", "runuser", "setsid",
+        "hyperfine", "make", "python3", "python", "catchsegv", "unshare", "nsenter", NULL,
+    };
+    char path[512];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return false;
+    path[n] = '\0';
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    for (unsigned i = 0; launchers[i]; i++) {
+        size_t len = strlen(launchers[i]);
+        /* "python3.11", "perf_6.1": a launcher's name followed by a version. */
+        if (strncmp(name, launchers[i], len) == 0 &&
+            (name[len] == '\0' || name[len] == '.' || name[len] == '_' || name[len] == '-' ||
+             (name[len] >= '0' && name[len] <= '9')))
+            return true;
+    }
+    return false;
 }
 
 static bool decide_root_process(void)
@@ -260,6 +290,8 @@ static bool decide_root_process(void)
     const char *root = getenv("ARENASHIM_ROOT_PID");
     if (root != NULL)
         return strcmp(root, own) == 0; /* exec without fork keeps the pid: still the root */
+    if (is_launcher())
+        return false; /* the program it starts will be the root */
     setenv("ARENASHIM_ROOT_PID", own, 1);
     return true;
 }
