@@ -20,7 +20,7 @@ struct trace_record {
     uint32_t escaped; /* counted as an escape already: an object counts once */
 };
 
-#define TRACE_BLOCK_RECORDS 250
+#define TRACE_BLOCK_RECORDS 30 /* small: a sampled region needs one or two, and fresh metadata pages cost faults */
 
 struct trace_block {
     struct trace_block *next;

@@ -27,7 +27,10 @@ bool alloc_trace_region_stacks;
 
 void alloc_trace_init(void)
 {
-    alloc_trace_region_stacks = core.options.trace_allocs > 0 || core.options.verbose > 0;
+    /* Full region begin/end stacks cost two unwinds from a synthetic context per region (the
+     * hook slow paths, no trace cache): for verbose, or when every allocation is traced.
+     * Sampled tracing keeps the cheap single-frame sites. */
+    alloc_trace_region_stacks = core.options.trace_allocs == 1 || core.options.verbose > 0;
     alloc_trace_thread_start();
     if (alloc_trace_region_stacks) {
         void *warm[4];
