@@ -230,8 +230,10 @@ size_t stats_format_text(char *buf, size_t len)
                 (unsigned long long)c.chunks_mapped, (unsigned long long)c.chunks_reused,
                 (unsigned long long)c.chunks_quarantined, (unsigned long long)c.chunks_released,
                 core.chunk_size >> 10);
-    text_append(&text, "  faulting         %llu calls, %s; quarantine holds %s\n",
-                (unsigned long long)c.fault_calls, faulted, quarantined);
+    char recycled[32];
+    human_bytes(recycled, sizeof recycled, c.bytes_recycled);
+    text_append(&text, "  faulting         %llu calls, %s (%s of pages recycled); quarantine holds %s\n",
+                (unsigned long long)c.fault_calls, faulted, recycled, quarantined);
     text_append(&text, "  scans            %llu (%llu bytes read, %.3f ms in all, longest pause %.3f ms, %llu given up)\n",
                 (unsigned long long)c.scans, (unsigned long long)c.scan_bytes, (double)c.scan_ns / 1e6,
                 (double)c.scan_pause_max_ns / 1e6, (unsigned long long)c.scan_giveups);

@@ -174,6 +174,52 @@ static bool is_relative_branch(const cs_insn *insn)
            x86->operands[0].type == X86_OP_IMM;
 }
 
+/* Decodes [start, end) linearly and calls visit with the target of every direct branch;
+ * visit returns false to stop.  Bytes capstone cannot decode (data, padding) are stepped over
+ * one at a time. */
+static void for_each_branch_target(uintptr_t start, uintptr_t end,
+                                   bool (*visit)(uintptr_t target, void *data), void *data)
+{
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)start;
+    size_t size = end - start;
+    uint64_t address = start;
+    while (size > 0) {
+        if (!cs_disasm_iter(capstone, &code, &size, &address, insn)) {
+            code++;
+            size--;
+            address++;
+            continue;
+        }
+        if (is_relative_branch(insn) && !visit((uintptr_t)insn->detail->x86.operands[0].imm, data))
+            break;
+    }
+    cs_free(insn, 1);
+}
+
+struct target_list {
+    uintptr_t *targets;
+    size_t count, capacity;
+};
+
+static bool collect_target(uintptr_t target, void *data)
+{
+    struct target_list *list = data;
+    if (list->count == list->capacity) {
+        /* Code addresses only: plain memory, not metadata (it is unmapped when it grows). */
+        uintptr_t *bigger = mmap(NULL, 2 * list->capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (bigger == MAP_FAILED)
+            return false;
+        memcpy(bigger, list->targets, list->count * sizeof(uintptr_t));
+        munmap(list->targets, list->capacity * sizeof(uintptr_t));
+        list->targets = bigger;
+        list->capacity *= 2;
+    }
+    list->targets[list->count++] = target;
+    return true;
+}
+
 static const struct branch_targets *targets_of_module(uintptr_t text_start, uintptr_t text_end)
 {
     for (unsigned i = 0; i < target_set_count; i++)
@@ -181,45 +227,18 @@ static const struct branch_targets *targets_of_module(uintptr_t text_start, uint
             return &target_sets[i];
     if (target_set_count == 64)
         return NULL;
-    struct branch_targets *set = &target_sets[target_set_count];
-    size_t capacity = 1 << 16, count = 0;
-    /* Code addresses only: plain memory, not metadata (it may be unmapped when it grows). */
-    uintptr_t *targets = mmap(NULL, capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (targets == MAP_FAILED)
+    struct target_list list = { NULL, 0, 1 << 16 };
+    list.targets = mmap(NULL, list.capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (list.targets == MAP_FAILED)
         return NULL;
-    cs_insn *insn = cs_malloc(capstone);
-    const uint8_t *code = (const uint8_t *)text_start;
-    size_t size = text_end - text_start;
-    uint64_t address = text_start;
-    while (size > 0) {
-        if (!cs_disasm_iter(capstone, &code, &size, &address, insn)) {
-            /* Data or padding capstone cannot decode: step over one byte. */
-            code++;
-            size--;
-            address++;
-            continue;
-        }
-        if (is_relative_branch(insn)) {
-            if (count == capacity) {
-                uintptr_t *bigger = mmap(NULL, 2 * capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
-                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                if (bigger == MAP_FAILED)
-                    break;
-                memcpy(bigger, targets, count * sizeof(uintptr_t));
-                munmap(targets, capacity * sizeof(uintptr_t));
-                targets = bigger;
-                capacity *= 2;
-            }
-            targets[count++] = (uintptr_t)insn->detail->x86.operands[0].imm;
-        }
-    }
-    cs_free(insn, 1);
-    qsort(targets, count, sizeof(uintptr_t), compare_addresses);
+    for_each_branch_target(text_start, text_end, collect_target, &list);
+    qsort(list.targets, list.count, sizeof(uintptr_t), compare_addresses);
+    struct branch_targets *set = &target_sets[target_set_count];
     set->text_start = text_start;
     set->text_end = text_end;
-    set->targets = targets;
-    set->count = count;
+    set->targets = list.targets;
+    set->count = list.count;
     target_set_count++;
     return set;
 }
@@ -419,29 +438,26 @@ static bool write_code(uintptr_t site, const uint8_t *bytes, size_t len, uintptr
     return true;
 }
 
+struct landing_query {
+    uintptr_t low, high, found;
+};
+
+static bool find_landing(uintptr_t target, void *data)
+{
+    struct landing_query *query = data;
+    if (target > query->low && target < query->high) {
+        query->found = target;
+        return false;
+    }
+    return true;
+}
+
 /* A direct branch inside [start, end) that lands in (low, high); 0 if none. */
 static uintptr_t branch_into_function(uintptr_t start, uintptr_t end, uintptr_t low, uintptr_t high)
 {
-    cs_insn *insn = cs_malloc(capstone);
-    const uint8_t *code = (const uint8_t *)start;
-    size_t size = end - start;
-    uint64_t address = start;
-    uintptr_t found = 0;
-    while (size > 0 && !found) {
-        if (!cs_disasm_iter(capstone, &code, &size, &address, insn)) {
-            code++;
-            size--;
-            address++;
-            continue;
-        }
-        if (is_relative_branch(insn)) {
-            uintptr_t target = (uintptr_t)insn->detail->x86.operands[0].imm;
-            if (target > low && target < high)
-                found = target;
-        }
-    }
-    cs_free(insn, 1);
-    return found;
+    struct landing_query query = { low, high, 0 };
+    for_each_branch_target(start, end, find_landing, &query);
+    return query.found;
 }
 
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,

@@ -246,9 +246,9 @@ static void *region_realloc(void *p, size_t size, const void *caller)
     return q;
 }
 
-SHIM_EXPORT void *realloc(void *p, size_t size)
+/* realloc's work for any owner, with the caller that decides a new object's home. */
+static void *reallocate(void *p, size_t size, const void *caller)
 {
-    const void *caller = RETURN_ADDRESS();
     if (p == NULL) {
         struct region *region = shim_region;
         return region ? routed_alloc(region, size, caller) : heap_alloc(size);
@@ -266,6 +266,11 @@ SHIM_EXPORT void *realloc(void *p, size_t size)
     return q;
 }
 
+SHIM_EXPORT void *realloc(void *p, size_t size)
+{
+    return reallocate(p, size, RETURN_ADDRESS());
+}
+
 SHIM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 {
     size_t bytes;
@@ -273,21 +278,7 @@ SHIM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    const void *caller = RETURN_ADDRESS();
-    if (p == NULL) {
-        struct region *region = shim_region;
-        return region ? routed_alloc(region, bytes, caller) : heap_alloc(bytes);
-    }
-    if (core_owns(p))
-        return region_realloc(p, bytes, caller);
-    if (bytes == 0) {
-        heap_free(p);
-        return NULL;
-    }
-    void *q = heap.realloc(p, bytes);
-    if (q == NULL)
-        errno = ENOMEM;
-    return q;
+    return reallocate(p, bytes, RETURN_ADDRESS());
 }
 
 static inline bool is_power_of_two(size_t x)

@@ -16,6 +16,7 @@
 #include "markers.h"
 
 #include <dlfcn.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +169,33 @@ static bool remember_module(const struct loaded_module *module, void *data)
 }
 
 /* Hooks one resolved marker; false with a reason when it cannot be done safely. */
+/* Functions that must never be marked: arenashim's own code and its allocator (a region
+ * around malloc would allocate from itself), and an entry point, which no call enters (its
+ * stack top is no return address). */
+static bool forbidden_function(const struct resolve_context *context, char *why, size_t why_len)
+{
+    Dl_info self, target;
+    if (dladdr((void *)forbidden_function, &self) && dladdr((void *)context->bounds.start, &target) &&
+        self.dli_fbase == target.dli_fbase) {
+        snprintf(why, why_len, "it is part of arenashim itself");
+        return true;
+    }
+    const char *name = context->module.file_name;
+    if (strncmp(name, "libjemalloc.so", 14) == 0) {
+        snprintf(why, why_len, "it is part of jemalloc, the allocator arenashim serves the heap with");
+        return true;
+    }
+    if (context->bounds.start == getauxval(AT_ENTRY)) {
+        snprintf(why, why_len, "it is the program's entry point, which is jumped to, not called");
+        return true;
+    }
+    return false;
+}
+
 static bool hook_marker(unsigned marker, const struct resolve_context *context, char *why, size_t why_len)
 {
+    if (forbidden_function(context, why, why_len))
+        return false;
     if (context->bounds.is_ifunc) {
         snprintf(why, why_len, "it is a GNU indirect function (IFUNC) resolver, not the function "
                  "itself; mark the implementation it selects");
@@ -263,7 +289,7 @@ static bool is_launcher(void)
         "env", "time", "timeout", "nice", "ionice", "taskset", "chrt", "numactl", "setarch",
         "stdbuf", "nohup", "flock", "xargs", "strace", "ltrace", "perf", "gdb", "valgrind",
         "sh", "bash", "dash", "zsh", "ksh", "busybox", "sudo", "su", "runuser", "setsid",
-        "hyperfine", "make", "python3", "python", "catchsegv", "unshare", "nsenter", NULL,
+        "hyperfine", "make", "catchsegv", "unshare", "nsenter", NULL,
     };
     char path[512];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
@@ -296,17 +322,26 @@ static bool decide_root_process(void)
     return true;
 }
 
-/* An error in the root process; a warning (verbose) elsewhere, and the marker is refused. */
-static void marker_problem(unsigned marker, const char *message)
+/* Marks a marker refused, keeping (the start of) the reason for the summary. */
+static void set_refused(unsigned marker, const char *reason)
+{
+    struct marker_stats *stats = &core.markers[marker];
+    size_t len = strlen(reason);
+    if (len >= sizeof stats->reason)
+        len = sizeof stats->reason - 1;
+    memcpy(stats->reason, reason, len);
+    stats->reason[len] = '\0';
+    stats->refused = true;
+}
+
+/* An error in the root process; a warning (verbose) elsewhere.  A function that was found
+ * but cannot be hooked is refused; one this program simply lacks stays unresolved. */
+static void marker_problem(unsigned marker, const char *message, bool refused)
 {
     if (root_process)
         shim_fatal_startup(message);
-    core.markers[marker].refused = true;
-    size_t len = strlen(message);
-    if (len >= sizeof core.markers[marker].reason)
-        len = sizeof core.markers[marker].reason - 1;
-    memcpy(core.markers[marker].reason, message, len);
-    core.markers[marker].reason[len] = '\0';
+    if (refused)
+        set_refused(marker, message);
     if (core.options.verbose >= 1)
         fprintf(stderr, "arenashim: warning: %s\n", message);
 }
@@ -356,7 +391,7 @@ void markers_init(void)
                          "loaded library; check the name with nm (C++ names are mangled), qualify it "
                          "as MODULE:FUNC for a library loaded later, or use MODULE+0xOFFSET for a "
                          "stripped binary", core.markers[i].spec);
-                marker_problem(i, error);
+                marker_problem(i, error, false);
                 continue;
             }
             if (context.module_seen) {
@@ -367,7 +402,7 @@ void markers_init(void)
                          spec->form == SPEC_MODULE_OFFSET ? "function starting at that offset "
                                                             "(.eh_frame_hdr)"
                                                           : "such function");
-                marker_problem(i, error);
+                marker_problem(i, error, false);
                 continue;
             }
             continue; /* its module is not loaded yet: wait for dlopen */
@@ -377,7 +412,7 @@ void markers_init(void)
             char message[700];
             snprintf(message, sizeof message, "ARENASHIM_REGIONS: cannot hook marker '%s': %s",
                      core.markers[i].spec, error);
-            marker_problem(i, message);
+            marker_problem(i, message, true);
             continue;
         }
         core.markers[i].resolved = true;
@@ -413,12 +448,7 @@ void markers_after_dlopen(void)
         if (hook_marker(i, &context, why, sizeof why)) {
             core.markers[i].resolved = true;
         } else {
-            core.markers[i].refused = true;
-            size_t len = strlen(why);
-            if (len >= sizeof core.markers[i].reason)
-                len = sizeof core.markers[i].reason - 1;
-            memcpy(core.markers[i].reason, why, len);
-            core.markers[i].reason[len] = '\0';
+            set_refused(i, why);
             char message[700];
             int n = snprintf(message, sizeof message,
                              "arenashim: warning: marker '%s' resolved after dlopen but was not hooked: %s\n",

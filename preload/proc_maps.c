@@ -121,34 +121,55 @@ bool swap_is_active(void)
     return newline && newline[1] != '\0';
 }
 
+/* Turns a page-by-page "present?" answer into runs of present pages for visit. */
+struct run_builder {
+    void (*visit)(uintptr_t start, uintptr_t end, void *data);
+    void *data;
+    uintptr_t run_start;
+    bool in_run;
+};
+
+static void run_page(struct run_builder *runs, uintptr_t page, bool present)
+{
+    if (present && !runs->in_run) {
+        runs->run_start = page;
+        runs->in_run = true;
+    } else if (!present && runs->in_run) {
+        runs->visit(runs->run_start, page, runs->data);
+        runs->in_run = false;
+    }
+}
+
+/* The rest of the range could not be asked about: read it all (be conservative). */
+static void run_rest_unknown(struct run_builder *runs, uintptr_t page, uintptr_t end)
+{
+    runs->visit(runs->in_run ? runs->run_start : page, end, runs->data);
+}
+
+static void run_finish(struct run_builder *runs, uintptr_t end)
+{
+    if (runs->in_run)
+        runs->visit(runs->run_start, end, runs->data);
+}
+
 void mincore_for_each_present_run(uintptr_t start, uintptr_t end,
                                   void (*visit)(uintptr_t start, uintptr_t end, void *data),
                                   void *data)
 {
     unsigned char resident[4096];
-    uintptr_t run_start = 0;
-    bool in_run = false;
+    struct run_builder runs = { visit, data, 0, false };
     for (uintptr_t page = start; page < end;) {
         size_t pages = (end - page) / PAGE;
         if (pages > sizeof resident)
             pages = sizeof resident;
         if (mincore((void *)page, pages * PAGE, resident) != 0) {
-            visit(in_run ? run_start : page, end, data); /* be conservative */
+            run_rest_unknown(&runs, page, end);
             return;
         }
-        for (size_t i = 0; i < pages; i++, page += PAGE) {
-            bool present = resident[i] & 1;
-            if (present && !in_run) {
-                run_start = page;
-                in_run = true;
-            } else if (!present && in_run) {
-                visit(run_start, page, data);
-                in_run = false;
-            }
-        }
+        for (size_t i = 0; i < pages; i++, page += PAGE)
+            run_page(&runs, page, resident[i] & 1);
     }
-    if (in_run)
-        visit(run_start, end, data);
+    run_finish(&runs, end);
 }
 
 void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end,
@@ -160,8 +181,7 @@ void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end
         return;
     }
     uint64_t entries[PAGEMAP_BATCH];
-    uintptr_t run_start = 0;
-    bool in_run = false;
+    struct run_builder runs = { visit, data, 0, false };
     for (uintptr_t page = start; page < end;) {
         size_t pages = (end - page) / PAGE;
         if (pages > PAGEMAP_BATCH)
@@ -169,22 +189,12 @@ void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end
         ssize_t got = pread(pagemap_fd, entries, pages * sizeof(uint64_t),
                             (off_t)(page / PAGE * sizeof(uint64_t)));
         if (got <= 0) {
-            /* Unreadable pagemap: be conservative and read the rest. */
-            visit(in_run ? run_start : page, end, data);
+            run_rest_unknown(&runs, page, end);
             return;
         }
         size_t count = (size_t)got / sizeof(uint64_t);
-        for (size_t i = 0; i < count; i++, page += PAGE) {
-            bool present = (entries[i] >> 62) & 3;
-            if (present && !in_run) {
-                run_start = page;
-                in_run = true;
-            } else if (!present && in_run) {
-                visit(run_start, page, data);
-                in_run = false;
-            }
-        }
+        for (size_t i = 0; i < count; i++, page += PAGE)
+            run_page(&runs, page, (entries[i] >> 62) & 3);
     }
-    if (in_run)
-        visit(run_start, end, data);
+    run_finish(&runs, end);
 }

@@ -152,35 +152,37 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
     return added;
 }
 
-static void task_path(char *path, pid_t tid, const char *file)
+/* Reads /proc/self/task/TID/FILE into buffer (NUL-terminated); false if it cannot. */
+static bool read_task_file(pid_t tid, const char *file, char *buffer, size_t len)
 {
-    char digits[16];
+    char path[64] = "/proc/self/task/", digits[16];
+    size_t used = strlen(path);
     int n = 0;
-    strcpy(path, "/proc/self/task/");
-    size_t len = strlen(path);
     do {
         digits[n++] = (char)('0' + tid % 10);
         tid /= 10;
     } while (tid);
     while (n)
-        path[len++] = digits[--n];
-    path[len++] = '/';
-    strcpy(path + len, file);
+        path[used++] = digits[--n];
+    path[used++] = '/';
+    strcpy(path + used, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got = read(fd, buffer, len - 1);
+    close(fd);
+    if (got <= 0)
+        return false;
+    buffer[got] = '\0';
+    return true;
 }
 
 /* Is the signal in the thread's blocked mask (SigBlk: in /proc/self/task/T/status)? */
 static bool thread_blocks_signal(pid_t tid, int signal)
 {
-    char path[64], status[4096];
-    task_path(path, tid, "status");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char status[4096];
+    if (!read_task_file(tid, "status", status, sizeof status))
         return false;
-    ssize_t got = read(fd, status, sizeof status - 1);
-    close(fd);
-    if (got <= 0)
-        return false;
-    status[got] = '\0';
     const char *line = strstr(status, "SigBlk:");
     if (line == NULL)
         return false;
@@ -199,16 +201,9 @@ static bool thread_gone(pid_t tid)
 {
     if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH)
         return true;
-    char path[64], stat[512];
-    task_path(path, tid, "stat");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char stat[512];
+    if (!read_task_file(tid, "stat", stat, sizeof stat))
         return true;
-    ssize_t n = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (n <= 0)
-        return true;
-    stat[n] = '\0';
     const char *close_paren = strrchr(stat, ')');
     if (close_paren == NULL || close_paren[1] != ' ')
         return false;

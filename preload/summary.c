@@ -108,8 +108,9 @@ static void verdict(char *line, size_t len, unsigned marker)
     } else if (escapes == 0) {
         snprintf(line, len, "no escapes seen in %llu regions", (unsigned long long)m->regions);
     } else if (core.options.trace_allocs) {
-        snprintf(line, len, "%llu objects from %u sites escaped (in %llu regions)",
-                 (unsigned long long)escapes, sites_of_marker((int32_t)marker),
+        unsigned sites = sites_of_marker((int32_t)marker);
+        snprintf(line, len, "%llu object%s from %u site%s escaped (in %llu regions)",
+                 (unsigned long long)escapes, escapes == 1 ? "" : "s", sites, sites == 1 ? "" : "s",
                  (unsigned long long)m->regions);
     } else {
         snprintf(line, len, "%llu escapes seen in %llu regions (run with trace_allocs=1 to see "
