@@ -1,0 +1,956 @@
+#!/usr/bin/python3
+"""Function-marker tests of arenashim (ARENASHIM_REGIONS), issue 4.
+
+Usage:
+    /usr/bin/python3 tests/markers/run.py --build build [-k SUBSTRING] [-j N] [--list] [-v]
+
+Compiles the programs of tests/markers/ (gcc/g++; they know nothing about arenashim) into
+BUILD/marker-tests/, in several variants of the same source:
+
+    o2      -O2 (-rdynamic, so exported functions are in .dynsym)
+    cet     -O2 -fcf-protection=full (functions start with endbr64), with Debian-like hardening
+            (-D_FORTIFY_SOURCE=2: longjmp becomes __longjmp_chk; -fstack-protector-strong)
+    fp      -O2 -fno-omit-frame-pointer
+    nopie   -O2 -no-pie (load base 0)
+    strip   -O2, then `strip`: every marker is main+0xOFFSET, the offset taken from `nm` of the
+            unstripped copy
+    pg      -O2 -pg -mfentry: every function starts with a call to __fentry__ (through the GOT)
+    pgnopie the same without PIE (a direct call rel32), and SIGPROF ticking throughout
+
+then runs each case with LD_PRELOAD=BUILD/preload/libarenashim.so and ARENASHIM_REGIONS set,
+and checks the exit status, the stderr report, the stats_json figures (stats_json is always
+on) and, for runs that must not change behaviour, that stdout and the exit status equal those
+of a run without the preload.  One line per case, `PASS name` or `FAIL name: reason` (or
+`SKIP name: reason`), then `N passed, N failed`; exit status 1 when a case failed.
+
+Cases are built in variant_cases() (run against every variant) and other_cases(); each is a
+Case(name, program, args, regions=[...], ...) with what must come of it.  reach/xmllint-sample
+runs reach.py on a sample of libxml2's functions (see reach.py).  Marker specs in `regions` may be written as {fn:NAME} (a function of the program being
+run: NAME for named variants, main+0xOFF for the stripped one, the mangled name for C++) or
+{off:NAME} (always main+0xOFF).
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PYTHON = "/usr/bin/python3"
+
+VARIANTS = {
+    "o2": ["-O2", "-rdynamic"],
+    "cet": ["-O2", "-fcf-protection=full", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong",
+            "-rdynamic"],
+    "fp": ["-O2", "-fno-omit-frame-pointer", "-rdynamic"],
+    "nopie": ["-O2", "-fno-pie", "-no-pie", "-rdynamic"],
+    "strip": ["-O2"],
+    # -pg -mfentry: every function starts with a call to __fentry__, which the hook displaces
+    # (an indirect call through the GOT with PIE, a direct call rel32 without).
+    "pg": ["-O2", "-pg", "-mfentry", "-rdynamic"],
+    "pgnopie": ["-O2", "-pg", "-mfentry", "-fno-pie", "-no-pie", "-rdynamic"],
+}
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+# --- building ---------------------------------------------------------------------------------
+
+class Build:
+    def __init__(self, build_dir, jobs):
+        self.build_dir = build_dir
+        self.out = build_dir / "marker-tests"
+        self.lib = (build_dir / "preload" / "libarenashim.so").resolve()
+        self.jobs = jobs
+        self.errors = {}
+        self.symbols = {}  # binary name -> {symbol: address}
+
+    def path(self, name):
+        return self.out / name
+
+    def _run(self, name, cmd):
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            self.errors[name] = "$ " + " ".join(cmd) + "\n" + proc.stdout
+            return False
+        return True
+
+    def _stale(self, target, inputs):
+        if not target.exists():
+            return True
+        newest = max(p.stat().st_mtime for p in inputs)
+        return target.stat().st_mtime < newest
+
+    def step(self, name, inputs, cmd, after=None):
+        """One build step: cmd makes self.out/name from inputs (sources or earlier outputs)."""
+        target = self.path(name)
+        inputs = [Path(p) for p in inputs] + [Path(__file__)]
+        if any(Path(p).name in self.errors for p in inputs):
+            self.errors[name] = "an input failed to build"
+            return
+        if not self._stale(target, inputs):
+            return
+        partial = target.with_name(target.name + ".tmp%d" % os.getpid())
+        cmd = [str(partial) if c == "{out}" else c for c in cmd]
+        if not self._run(name, cmd):
+            partial.unlink(missing_ok=True)
+            return
+        if after:
+            for extra in after:
+                if not self._run(name, [str(partial) if c == "{out}" else c for c in extra]):
+                    partial.unlink(missing_ok=True)
+                    return
+        os.replace(partial, target)
+
+    def compile_all(self):
+        self.out.mkdir(parents=True, exist_ok=True)
+        src = lambda n: str(HERE / n)
+        o = lambda n: str(self.path(n))
+
+        # Stage 1: libraries and objects that others link.
+        stage1 = [
+            ("libmkshared.so", [src("libmkshared.c")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkshared.c")]),
+            ("libmkplugin.so", [src("libmkplugin.c")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
+            ("dl", [src("dl.c")], ["gcc", "-O2", "-g", "-o", "{out}", src("dl.c"), "-ldl"]),
+            ("refuse", [src("refuse.c")], ["gcc", "-O2", "-g", "-o", "{out}", src("refuse.c")]),
+            # gold lists the old version of ver_fn first in .dynsym, as glibc does for memcpy.
+            ("libmkver.so", [src("libmkver.c"), src("libmkver.map")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC"] + (["-fuse-ld=gold"] if shutil.which("ld.gold") else [])
+             + ["-Wl,--version-script=" + src("libmkver.map"), "-o", "{out}", src("libmkver.c")]),
+        ]
+        for variant, flags in VARIANTS.items():
+            pic = ["-fno-pie"] if "-no-pie" in flags else []
+            stage1.append(("mt_avx-%s.o" % variant, [src("mt_avx.c")],
+                           ["gcc"] + [f for f in flags if f not in ("-rdynamic", "-no-pie")] + pic
+                           + ["-g", "-mavx2", "-c", "-o", "{out}", src("mt_avx.c")]))
+        self._parallel(stage1)
+        stage1b = [("libmkdep.so", [src("libmkdep.c"), o("libmkshared.so")],
+                    ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkdep.c"),
+                     "-L" + str(self.out), "-lmkshared", "-Wl,-rpath,$ORIGIN"])]
+        self._parallel(stage1b)
+        # Stage 2: the programs, in every variant.
+        stage2 = []
+        for variant, flags in VARIANTS.items():
+            full = variant == "strip"
+            name = "mt-%s" % variant + (".full" if full else "")
+            stage2.append((name, [src("mt.c"), o("mt_avx-%s.o" % variant), o("libmkshared.so")],
+                           ["gcc"] + flags + ["-g", "-pthread", "-o", "{out}", src("mt.c"),
+                                              o("mt_avx-%s.o" % variant), "-L" + str(self.out),
+                                              "-lmkshared", "-Wl,-rpath,$ORIGIN"]))
+            name = "mtx-%s" % variant + (".full" if full else "")
+            stage2.append((name, [src("mtx.cpp")],
+                           ["g++"] + flags + ["-g", "-std=c++17", "-o", "{out}", src("mtx.cpp")]))
+        stage2.append(("ver", [src("ver.c"), o("libmkver.so")],
+                       ["gcc", "-O2", "-g", "-o", "{out}", src("ver.c"), "-L" + str(self.out), "-lmkver",
+                        "-Wl,-rpath,$ORIGIN"]))
+        self._parallel(stage2)
+        # Stage 3: stripped copies.
+        stage3 = []
+        for prog in ("mt", "mtx"):
+            full = "%s-strip.full" % prog
+            stage3.append(("%s-strip" % prog, [o(full)],
+                           ["cp", o(full), "{out}"], [["strip", "{out}"]]))
+        self._parallel(stage3)
+
+    def _parallel(self, steps):
+        with concurrent.futures.ThreadPoolExecutor(max(1, self.jobs)) as pool:
+            list(pool.map(lambda s: self.step(*s), steps))
+
+    def nm(self, binary):
+        """{symbol: address} of a binary's .symtab (of its unstripped copy for -strip)."""
+        if binary in self.symbols:
+            return self.symbols[binary]
+        path = self.path(binary + ".full" if binary.endswith("-strip") else binary)
+        proc = subprocess.run(["nm", "--defined-only", str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        table = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "tTwW":
+                table.setdefault(parts[2], int(parts[0], 16))
+        self.symbols[binary] = table
+        return table
+
+    def function(self, binary, name):
+        """The symbol of function NAME in binary: NAME itself, or its mangled C++ name."""
+        table = self.nm(binary)
+        if name in table:
+            return name
+        mangled = [s for s in table if re.fullmatch(r"_Z%d%s[A-Za-z0-9_]*" % (len(name), re.escape(name)), s)]
+        if len(mangled) == 1:
+            return mangled[0]
+        raise Failure("function %s not found in %s (nm)" % (name, binary))
+
+    def offset_spec(self, binary, name):
+        return "main+%s" % hex(self.nm(binary)[self.function(binary, name)])
+
+    def spec(self, binary, name):
+        if binary.endswith("-strip"):
+            return self.offset_spec(binary, name)
+        return self.function(binary, name)
+
+
+def avx2_supported():
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+# --- running ----------------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, argv, rc, stdout, stderr, elapsed):
+        self.argv, self.rc, self.stdout, self.stderr, self.elapsed = argv, rc, stdout, stderr, elapsed
+        self.stats = None
+        self.stats_files = {}
+
+    @property
+    def out(self):
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self):
+        return self.stderr.decode(errors="replace")
+
+    def first_err_line(self):
+        lines = self.err.splitlines()
+        return lines[0] if lines else ""
+
+
+def base_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENASHIM_")}
+    env.pop("LD_PRELOAD", None)
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run_process(argv, env, timeout, stdin=None, cwd=None):
+    """Runs argv; a run whose LD_PRELOAD could not be loaded (the library is being relinked
+    right now by a concurrent build) is retried a few times."""
+    for attempt in range(6):
+        run = run_once(argv, env, timeout, stdin, cwd)
+        if b"cannot be preloaded" not in run.stderr:
+            break
+        time.sleep(1 + attempt)
+    return run
+
+
+def run_once(argv, env, timeout, stdin=None, cwd=None):
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd,
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise Failure("timed out after %ss: %s" % (timeout, " ".join(argv)))
+    return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
+
+
+def describe_status(rc):
+    if rc is not None and rc < 0:
+        try:
+            return "%d (%s)" % (rc, signal.Signals(-rc).name)
+        except ValueError:
+            pass
+    return str(rc)
+
+
+def report_re(spec, access="READ"):
+    return (r"==\d+==ERROR: arenashim: use-after-region-free on address 0x[0-9a-f]+ "
+            r"\(%s of region #\d+, marker '%s'\)" % (access, re.escape(spec)))
+
+
+class Context:
+    def __init__(self, build, tmp_root):
+        self.build = build
+        self.tmp_root = tmp_root
+        self._plain = {}
+        self._lock = threading.Lock()
+
+    def plain(self, argv, stdin, timeout, cwd):
+        """A run without the preload (cached: many cases share one)."""
+        key = (tuple(argv), stdin)
+        with self._lock:
+            if key in self._plain:
+                return self._plain[key]
+        run = run_process(argv, base_env(), timeout, stdin, cwd)
+        with self._lock:
+            self._plain[key] = run
+        return run
+
+
+class Case:
+    """One run with the preload and what must come of it.
+
+    program   binary in BUILD/marker-tests (or an absolute path / tool name)
+    args      its arguments
+    regions   marker specs; '{fn:NAME}' / '{off:NAME}' are resolved against program
+    options   extra ARENASHIM_OPTIONS (stats_json is always added)
+    rc        expected exit status (-11: SIGSEGV)
+    same_as_plain  stdout and exit status equal a run without arenashim
+    report    the marker spec the dangling-access report must name (its first line)
+    error     substrings the `arenashim: error: ` line (first stderr line) must contain
+    check     function(case, run) with more checks (stats in run.stats)
+    per_process_stats  stats_json=.../stats.%p.json; run.stats_files maps pid -> stats
+    """
+
+    def __init__(self, name, program, args=(), regions=(), options=None, rc=0, same_as_plain=False,
+                 report=None, error=None, check=None, stdin=None, timeout=30, per_process_stats=False,
+                 stderr_has=(), stderr_lacks=(), needs=(), report_access="READ"):
+        self.name = name
+        self.report_access = report_access
+        self.program = program
+        self.args = [str(a) for a in args]
+        self.regions = list(regions)
+        self.options = options
+        self.rc = rc
+        self.same_as_plain = same_as_plain
+        self.report = report
+        self.error = [error] if isinstance(error, str) else list(error or [])
+        self.check = check
+        self.stdin = stdin
+        self.timeout = timeout
+        self.per_process_stats = per_process_stats
+        self.stderr_has = list(stderr_has)
+        self.stderr_lacks = list(stderr_lacks)
+        self.needs = list(needs)
+        self.specs = []
+
+    def resolve(self, build, text):
+        def substitute(match):
+            kind, name = match.group(1), match.group(2)
+            if kind == "fn":
+                return build.spec(self.program, name)
+            return build.offset_spec(self.program, name)
+        return re.sub(r"\{(fn|off):([\w.]+)\}", substitute, text)
+
+    def spec(self, build, text):
+        return self.resolve(build, text)
+
+    def argv(self, build):
+        program = self.program
+        if "/" not in program and build.path(program).exists():
+            program = str(build.path(program))
+        elif "/" not in program:
+            found = shutil.which(program)
+            if found is None:
+                raise Skip("%s is not installed" % program)
+            program = found
+        return [program] + [self.resolve(build, a) for a in self.args]
+
+    def execute(self, ctx, case_dir):
+        build = ctx.build
+        for need in self.needs:
+            if shutil.which(need) is None:
+                raise Skip("%s is not installed" % need)
+        if "/" not in self.program and (self.program in build.errors or
+                                        self.program + ".full" in build.errors):
+            raise Failure("program %s did not build:\n%s" % (
+                self.program, build.errors.get(self.program) or build.errors.get(self.program + ".full")))
+        argv = self.argv(build)
+        self.specs = [self.resolve(build, r) for r in self.regions]
+        env = base_env()
+        env["LD_PRELOAD"] = str(build.lib)
+        env["ARENASHIM_REGIONS"] = ",".join(self.specs)
+        stats_name = "stats.%p.json" if self.per_process_stats else "stats.json"
+        options = "stats_json=" + str(case_dir / stats_name)
+        if self.options:
+            options = self.options + "," + options
+        env["ARENASHIM_OPTIONS"] = options
+        stdin = self.stdin.encode() if isinstance(self.stdin, str) else self.stdin
+        run = run_process(argv, env, self.timeout, stdin, str(case_dir))
+        # Statistics.
+        for path in case_dir.glob("stats*.json"):
+            try:
+                data = json.loads(path.read_text())
+            except ValueError as e:
+                raise Failure("stats_json %s does not parse: %s" % (path.name, e))
+            m = re.match(r"stats\.(\d+)\.json", path.name)
+            run.stats_files[int(m.group(1)) if m else 0] = data
+            if not self.per_process_stats:
+                run.stats = data
+        context = "\n    stderr: " + "\n    ".join(run.err.splitlines()[:6]) if run.err else ""
+        expect(self.rc is None or run.rc == self.rc, "exit status %s, expected %s%s" % (
+            describe_status(run.rc), describe_status(self.rc), context))
+        if self.report is not None:
+            spec = self.resolve(build, self.report)
+            lines = run.err.splitlines()
+            expect(any(re.fullmatch(report_re(spec, self.report_access), line) for line in lines),
+                   "no use-after-region-free report (%s) naming marker '%s'%s" % (
+                       self.report_access, spec, context))
+        elif self.rc in (0, None) and "on_dangling=recover" not in (self.options or ""):
+            expect("use-after-region-free" not in run.err,
+                   "unexpected dangling-access report%s" % context)
+        if self.error:
+            line = run.first_err_line()
+            expect(line.startswith("arenashim: error: "),
+                   "first stderr line %r does not start with 'arenashim: error: '" % line)
+            for word in self.error:
+                word = self.resolve(build, word)
+                expect(word in line, "error line %r does not name %r" % (line, word))
+        elif self.rc == 0:
+            expect("arenashim: error" not in run.err, "unexpected error%s" % context)
+        for s in self.stderr_has:
+            expect(self.resolve(build, s) in run.err, "stderr lacks %r%s" % (s, context))
+        for s in self.stderr_lacks:
+            expect(self.resolve(build, s) not in run.err, "stderr has %r%s" % (s, context))
+        if self.rc == 0 and not self.per_process_stats and not self.error:
+            expect(run.stats is not None, "no stats_json was written")
+        if self.same_as_plain:
+            plain = ctx.plain(argv, stdin, self.timeout, str(case_dir))
+            expect(plain.rc == run.rc, "exit status %s under arenashim, %s without" % (
+                describe_status(run.rc), describe_status(plain.rc)))
+            if plain.stdout != run.stdout:
+                a, b = plain.out.splitlines(), run.out.splitlines()
+                i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+                raise Failure("stdout differs from a run without arenashim at line %d: %r, plain %r" % (
+                    i + 1, b[i] if i < len(b) else "<eof>", a[i] if i < len(a) else "<eof>"))
+        if self.check:
+            self.check(self, run)
+        return run
+
+
+# --- stats helpers ----------------------------------------------------------------------------
+
+def marker_of(stats, spec):
+    expect(stats is not None, "no stats")
+    for m in stats.get("markers", []):
+        if m.get("spec") == spec:
+            return m
+    raise Failure("stats has no marker %r (markers: %s)" % (
+        spec, [m.get("spec") for m in stats.get("markers", [])]))
+
+
+def balanced(stats):
+    expect(stats["regions_begun"] == stats["regions_ended"],
+           "regions_begun %d != regions_ended %d" % (stats["regions_begun"], stats["regions_ended"]))
+
+
+def expect_stats(begun=None, allocs=None, allocs_min=None, markers=None, is_balanced=True):
+    """markers: {spec-template: regions} (None: only resolved)."""
+    def check(case, run):
+        stats = run.stats
+        expect(stats is not None, "no stats_json")
+        if is_balanced:
+            balanced(stats)
+        if begun is not None:
+            expect(stats["regions_begun"] == begun,
+                   "regions_begun %d, expected %d" % (stats["regions_begun"], begun))
+        if allocs is not None:
+            expect(stats["region_allocs"] == allocs,
+                   "region_allocs %d, expected %d" % (stats["region_allocs"], allocs))
+        if allocs_min is not None:
+            expect(stats["region_allocs"] >= allocs_min,
+                   "region_allocs %d, expected >= %d" % (stats["region_allocs"], allocs_min))
+        for template, regions in (markers or {}).items():
+            spec = case.resolve(BUILD, template)
+            m = marker_of(stats, spec)
+            expect(m.get("resolved") is True and not m.get("refused"),
+                   "marker %s: resolved=%s refused=%s reason=%r" % (spec, m.get("resolved"),
+                                                                  m.get("refused"), m.get("reason")))
+            if regions is not None:
+                expect(m["regions"] == regions, "marker %s: regions %d, expected %d" % (
+                    spec, m["regions"], regions))
+    return check
+
+
+def all_of(*checks):
+    def check(case, run):
+        for c in checks:
+            c(case, run)
+    return check
+
+
+BUILD = None  # set in main(); the checks resolve spec templates against it
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+def variant_cases(v):
+    mt, mtx = "mt-%s" % v, "mtx-%s" % v
+    fn = lambda name: "{fn:%s}" % name
+    c = []
+    add = lambda name, *a, **k: c.append(Case("%s/%s" % (v, name), *a, **k))
+
+    # Objects allocated in a call are region objects: regions == calls, allocs == calls x K.
+    add("alloc-static", mt, ["alloc", "static", 25, 7], [fn("static_work")], same_as_plain=True,
+        check=expect_stats(begun=25, allocs=175, markers={fn("static_work"): 25}))
+    add("alloc-exported", mt, ["alloc", "exported", 13, 11], [fn("exported_work")], same_as_plain=True,
+        check=expect_stats(begun=13, allocs=143, markers={fn("exported_work"): 13}))
+    # The region ends exactly at return.
+    add("escape-read-inside", mt, ["escape", "static", 0], [fn("static_work")], same_as_plain=True,
+        check=expect_stats(begun=1, allocs=4, markers={fn("static_work"): 1}))
+    add("escape-read-after", mt, ["escape", "static", 1], [fn("static_work")], rc=-11,
+        report=fn("static_work"))
+    add("escape-write-after", mt, ["escape", "static", 2], [fn("static_work")], rc=-11,
+        report=fn("static_work"), report_access="WRITE")
+    add("escape-read-after-exported", mt, ["escape", "exported", 1], [fn("exported_work")], rc=-11,
+        report=fn("exported_work"))
+    # Return values of every kind; each function is called without and with an allocation.
+    rets = ["ret_int", "ret_long", "ret_ptr", "ret_double", "ret_float", "ret_ldouble", "ret_cldouble",
+            "ret_d2", "ret_s16", "ret_mixed", "ret_big", "ret_f4"]
+    if avx2_supported():
+        rets += ["ret_m256", "ret_m256d", "ret_m256i"]
+    add("returns", mt, ["returns"], [fn(r) for r in rets], same_as_plain=True,
+        check=expect_stats(begun=2 * len(rets), allocs=len(rets), markers={fn(r): 2 for r in rets}))
+    # Recursion of one marker: one region per outer call; inner levels' objects stay valid.
+    add("recursion", mt, ["recurse", 10, 20], [fn("recurse")], same_as_plain=True,
+        check=expect_stats(begun=10, allocs=10 * 21, markers={fn("recurse"): 10}))
+    # Two markers nest; the outer object outlives the inner region; the inner ends first.
+    add("nesting", mt, ["nest", 10, 0], [fn("nest_outer"), fn("nest_inner")], same_as_plain=True,
+        check=expect_stats(begun=20, allocs=20, markers={fn("nest_outer"): 10, fn("nest_inner"): 10}))
+    add("nesting-inner-ends-first", mt, ["nest", 3, 1], [fn("nest_outer"), fn("nest_inner")], rc=-11,
+        report=fn("nest_inner"))
+    # longjmp / _longjmp (__longjmp_chk in the cet variant) out of a marked function.
+    add("longjmp", mt, ["longjmp", 12, 0], [fn("lj_work")], same_as_plain=True,
+        check=expect_stats(begun=15, allocs=15, markers={fn("lj_work"): 15}))
+    add("longjmp-skipped-region-ended", mt, ["longjmp", 4, 1], [fn("lj_work")], rc=-11,
+        report=fn("lj_work"))
+    add("siglongjmp", mt, ["siglongjmp", 12, 0, 0], [fn("sl_work")], same_as_plain=True,
+        check=expect_stats(begun=15, allocs=15, markers={fn("sl_work"): 15}))
+    add("siglongjmp-altstack", mt, ["siglongjmp", 12, 1, 0], [fn("sl_work")], same_as_plain=True,
+        check=expect_stats(begun=15, allocs=15, markers={fn("sl_work"): 15}))
+    add("siglongjmp-skipped-region-ended", mt, ["siglongjmp", 4, 0, 1], [fn("sl_work")], rc=-11,
+        report=fn("sl_work"))
+    # Threads.
+    add("threads", mt, ["threads", 8, 200, 10], [fn("thread_work")], same_as_plain=True, timeout=60,
+        check=expect_stats(begun=1600, allocs=16000, markers={fn("thread_work"): 1600}))
+    # Arguments: registers and stack; variadic (al); red zone; tail call.
+    add("many-arguments", mt, ["args", 6], [fn("args_many")], same_as_plain=True,
+        check=expect_stats(begun=6, allocs=6, markers={fn("args_many"): 6}))
+    add("variadic", mt, ["variadic", 6], [fn("format_into")], same_as_plain=True,
+        check=expect_stats(begun=6, allocs=6, markers={fn("format_into"): 6}))
+    add("redzone-leaf", mt, ["redzone", 10], [fn("redzone_leaf")], same_as_plain=True,
+        check=expect_stats(begun=10, allocs=0, markers={fn("redzone_leaf"): 10}))
+    add("tail-call", mt, ["tailcall", 10, 0], [fn("tail_caller")], same_as_plain=True,
+        check=expect_stats(begun=10, allocs=10, markers={fn("tail_caller"): 10}))
+    add("tail-call-region-ends", mt, ["tailcall", 3, 1], [fn("tail_caller")], rc=-11,
+        report=fn("tail_caller"))
+
+    # Deep recursion of one marker (deeper than any fixed shadow stack).
+    add("deep-recursion", mt, ["recurse", 2, 10000], [fn("recurse")], same_as_plain=True,
+        check=expect_stats(begun=2, allocs=2 * 10001, markers={fn("recurse"): 2}))
+    # Signal handlers that call a marked function while another marked call is in progress.
+    for alt in (0, 1):
+        add("signal-handler-nested" + ("-altstack" if alt else ""), mt, ["signal_nested", 10, alt],
+            [fn("sig_outer"), fn("sig_inner")], same_as_plain=True,
+            check=expect_stats(begun=20, allocs=20, markers={fn("sig_outer"): 10, fn("sig_inner"): 10}))
+    # Threads that end inside a marked function: pthread_exit (forced unwinding) and
+    # pthread_cancel; their regions end with the thread.
+    add("pthread-exit-and-cancel", mt, ["pthread_exit", 4],
+        [fn("exiting_work"), fn("cancelled_work"), fn("static_work")], same_as_plain=True,
+        check=expect_stats(begun=9, allocs=11, markers={fn("static_work"): 1}))
+    # exit() inside a marked function: the atexit handler still reads the region's object.
+    add("exit-inside-marked", mt, ["exit_inside", 3], [fn("exit_inside")], rc=3, same_as_plain=True,
+        check=expect_stats(begun=1, allocs=1, is_balanced=False))
+    # main itself as a marker, with another marker nested in it (main's own allocations, the
+    # keepers array and one keeper a call, are region objects too: 6 + 1 + 3).
+    add("main-as-marker", mt, ["alloc", "static", 3, 2], [fn("main"), fn("static_work")],
+        same_as_plain=True, check=expect_stats(begun=4, allocs=10, markers={fn("main"): 1,
+                                                                           fn("static_work"): 3}))
+    # A marked libc function calling back into the program, which allocates in its region.
+    def qsort_check(case, run):
+        expect_stats(begun=2, markers={"libc.so.6:qsort": 2})(case, run)
+        m = re.search(r"comparisons=(\d+)", run.out)
+        expect(m and run.stats["region_allocs"] == int(m.group(1)), "region_allocs %d, comparisons %s" % (
+            run.stats["region_allocs"], m and m.group(1)))
+    add("libc-qsort-callback", mt, ["qsort", 1000], ["libc.so.6:qsort"], same_as_plain=True,
+        check=qsort_check)
+    # fork: the child's calls are regions of the child.
+    def fork_check(case, run):
+        expect(len(run.stats_files) == 2, "expected 2 stats files (parent, child), got %d" %
+               len(run.stats_files))
+        spec = case.resolve(BUILD, fn("static_work"))
+        by_regions = sorted(run.stats_files.values(), key=lambda s: marker_of(s, spec)["regions"])
+        parent, child = by_regions
+        for who, stats, regions in (("parent", parent, (2,)), ("child", child, (20, 21))):
+            balanced(stats)
+            expect(marker_of(stats, spec)["regions"] in regions, "%s: marker regions %d, expected %s"
+                   % (who, marker_of(stats, spec)["regions"], " or ".join(map(str, regions))))
+        # The child may inherit the parent's counters up to the fork (one call, 10 objects).
+        inherited = marker_of(child, spec)["regions"] - 20
+        expect(child["region_allocs"] - 10 * inherited == 200, "child region_allocs %d, expected "
+               "200 (+%d inherited)" % (child["region_allocs"], 10 * inherited))
+        expect(parent["region_allocs"] == 20, "parent region_allocs %d, expected 20" %
+               parent["region_allocs"])
+    add("fork", mt, ["fork", 20], [fn("static_work")], same_as_plain=True, per_process_stats=True,
+        check=fork_check)
+    # A shell started by the program inherits ARENASHIM_REGIONS; it lacks the function.
+    add("child-process-lenient", mt, ["system"], [fn("static_work")], same_as_plain=True,
+        check=expect_stats(allocs=5, markers={fn("static_work"): 1}))
+
+    # C++ exceptions.
+    add("cxx-throw-caught-by-caller", mtx, ["throw", 10], [fn("thrower")], same_as_plain=True,
+        check=expect_stats(begun=14, allocs=28, markers={fn("thrower"): 14}))
+    add("cxx-catch-inside", mtx, ["catch_inside", 10], [fn("catcher")], same_as_plain=True,
+        check=expect_stats(begun=10, allocs=30, markers={fn("catcher"): 10}))
+    add("cxx-thrown-region-ended", mtx, ["escape"], [fn("thrower")], rc=-11, report=fn("thrower"))
+    add("cxx-nested-rethrow", mtx, ["nested", 10], [fn("outer_x"), fn("inner_x")], same_as_plain=True,
+        check=expect_stats(begun=20, allocs=20, markers={fn("outer_x"): 10, fn("inner_x"): 10}))
+    add("cxx-new-delete-vector", mtx, ["newdelete", 10], [fn("vector_work")], same_as_plain=True,
+        check=expect_stats(begun=10, allocs_min=10 * 9, markers={fn("vector_work"): 10}))
+    if v != "o2":
+        return c  # the rest does not depend on how the program was compiled
+    # backtrace() inside marked frames sees the same frames as without arenashim.
+    add("backtrace", mt, ["backtrace"], [fn("bt_outer"), fn("bt_middle"), fn("bt_inner")],
+        same_as_plain=True, check=expect_stats(begun=3, markers={fn("bt_inner"): 1}))
+
+    return c
+
+
+def other_cases():
+    c = []
+    add = lambda name, *a, **k: c.append(Case(name, *a, **k))
+    plugin = str(BUILD.path("libmkplugin.so"))
+
+    # Exported functions of a library linked at start-up: .dynsym, qualified or not.
+    for name, spec in (("library/qualified", "libmkshared.so:shared_work"),
+                       ("library/unqualified", "shared_work")):
+        add(name, "mt-o2", ["alloc", "shared", 12, 9], [spec], same_as_plain=True,
+            check=expect_stats(begun=12, allocs=108, markers={spec: 12}))
+    # MODULE matches a file name exactly or up to a '.': libmkshared matches libmkshared.so,
+    # libmkshare matches nothing (and waits, never resolved).
+    add("library/module-prefix-up-to-dot", "mt-o2", ["alloc", "shared", 4, 2], ["libmkshared:shared_work"],
+        same_as_plain=True, check=expect_stats(begun=4, allocs=8, markers={"libmkshared:shared_work": 4}))
+
+    def not_a_prefix(case, run):
+        m = marker_of(run.stats, "libmkshare:shared_work")
+        expect(m["resolved"] is False and m["regions"] == 0, "marker libmkshare:shared_work resolved")
+        expect(run.stats["regions_begun"] == 0, "regions_begun %d" % run.stats["regions_begun"])
+    add("library/module-name-not-a-prefix", "mt-o2", ["alloc", "shared", 4, 2], ["libmkshare:shared_work"],
+        same_as_plain=True, stderr_has=["never resolved"], check=not_a_prefix)
+    add("library/escape-read-after", "mt-o2", ["escape", "shared", 1], ["libmkshared.so:shared_work"],
+        rc=-11, report="libmkshared.so:shared_work")
+    # The offset form on an unstripped binary too.
+    add("offset/unstripped", "mt-o2", ["alloc", "static", 5, 3], ["{off:static_work}"],
+        same_as_plain=True, check=expect_stats(begun=5, allocs=15, markers={"{off:static_work}": 5}))
+
+    # dlopen: MODULE:FUNC resolves when the library arrives.
+    add("dlopen/qualified", "dl", [plugin, "calls", 10, 4], ["libmkplugin.so:plugin_work"],
+        same_as_plain=True, check=expect_stats(begun=10, allocs=60,
+                                               markers={"libmkplugin.so:plugin_work": 10}))
+    add("dlopen/static-function-symtab", "dl", [plugin, "calls", 10, 4], ["libmkplugin.so:plugin_static"],
+        same_as_plain=True, check=expect_stats(begun=10, allocs=20,
+                                               markers={"libmkplugin.so:plugin_static": 10}))
+    add("dlopen/nested-markers", "dl", [plugin, "calls", 10, 4],
+        ["libmkplugin.so:plugin_work", "libmkplugin.so:plugin_static"], same_as_plain=True,
+        check=expect_stats(begun=20, allocs=60, markers={"libmkplugin.so:plugin_work": 10,
+                                                         "libmkplugin.so:plugin_static": 10}))
+    add("dlopen/escape-read-after", "dl", [plugin, "escape", 1, 4], ["libmkplugin.so:plugin_work"],
+        rc=-11, report="libmkplugin.so:plugin_work")
+    add("dlopen/inside-a-region", "dl", [plugin, "inregion", 10, 4],
+        ["load_in_region", "libmkplugin.so:plugin_work"], same_as_plain=True,
+        check=expect_stats(begun=11, allocs=61, markers={"load_in_region": 1,
+                                                         "libmkplugin.so:plugin_work": 10}))
+
+    add("dlopen/dependency-of-dlopened", "dl", [str(BUILD.path("libmkdep.so")), "dep", 7, 5],
+        ["libmkshared.so:shared_work"], same_as_plain=True,
+        check=expect_stats(begun=7, allocs=35, markers={"libmkshared.so:shared_work": 7}))
+
+    def offset_plugin_check(case, run):
+        spec = plugin_offset_spec()
+        expect_stats(begun=10, allocs=60, markers={spec: 10})(case, run)
+    add("dlopen/offset", "dl", [plugin, "calls", 10, 4], [plugin_offset_spec()], same_as_plain=True,
+        check=offset_plugin_check)
+
+    def refused_after_dlopen(case, run):
+        m = marker_of(run.stats, "libmkplugin.so:plugin_short")
+        expect(m["resolved"] is False and m["refused"] is True,
+               "resolved=%s refused=%s" % (m["resolved"], m["refused"]))
+        expect("short" in m["reason"], "reason %r does not say too short" % m["reason"])
+    add("dlopen/refused-not-fatal", "dl", [plugin, "short", 3], ["libmkplugin.so:plugin_short"],
+        same_as_plain=True, stderr_has=["libmkplugin.so:plugin_short"], check=refused_after_dlopen)
+
+    def never_loaded(case, run):
+        m = marker_of(run.stats, "libneverloaded.so:some_function")
+        expect(m["resolved"] is False, "resolved is %r" % m["resolved"])
+        lines = [l for l in run.err.splitlines() if "libneverloaded.so:some_function" in l]
+        expect(any("never resolved" in l for l in lines),
+               "stderr does not list the marker as never resolved: %r" % run.err[-300:])
+    add("unresolved/module-never-loaded", "mt-o2", ["alloc", "static", 3, 2],
+        ["libneverloaded.so:some_function"], same_as_plain=True, check=never_loaded)
+    add("unresolved/never-loaded-with-working-marker", "mt-o2", ["alloc", "static", 3, 2],
+        ["libneverloaded.so:some_function", "static_work"], same_as_plain=True,
+        check=all_of(never_loaded, expect_stats(begun=3, allocs=6, markers={"static_work": 3})))
+
+    # Bad markers: exit 2 at start-up with `arenashim: error: ...` naming the culprit.
+    bad = [
+        ("main-plus-not-hex", "main+zz", "main+zz"),
+        ("main-plus-no-0x", "main+123", "main+123"),
+        ("empty-module", ":func", ":func"),
+        ("empty-function", "lib:", "lib:"),
+        ("space", "a b", "a b"),
+        ("empty-entry", "static_work,,exported_work", "empty"),
+        ("leading-digit", "1abc", "1abc"),
+        ("trailing-comma", "static_work,", "empty"),
+        ("plus-0x-only", "main+0x", "main+0x"),
+        ("offset-garbage", "main+0x12g", "main+0x12g"),
+        ("name-found-nowhere", "no_such_function_anywhere", "no_such_function_anywhere"),
+        ("data-symbol-not-function", "seed", "seed"),
+        ("module-loaded-function-missing", "libc.so.6:no_such_function_xyz",
+         "libc.so.6:no_such_function_xyz"),
+        ("main-function-missing", "main:no_such_function_xyz", "main:no_such_function_xyz"),
+        ("module-prefix-function-missing", "libmkshared.so:no_such_function",
+         "libmkshared.so:no_such_function"),
+    ]
+    for name, spec, culprit in bad:
+        add("bad-marker/" + name, "mt-o2", ["plain"], [spec], rc=2, error=[culprit])
+    # MODULE+0xOFFSET not at a function start (strip: only the offset form exists there).
+    for binary in ("mt-o2", "mt-strip"):
+        def off_inside(binary=binary):
+            return "main+%s" % hex(BUILD.nm(binary)[BUILD.function(binary, "static_work")] + 1)
+        add("bad-marker/offset-not-function-start-" + binary.split("-")[1], binary, ["plain"],
+            [off_inside()], rc=2, error=[off_inside()])
+    add("bad-marker/offset-outside-module", "mt-o2", ["plain"], ["main+0x7fffffff0"], rc=2,
+        error=["main+0x7fffffff0"])
+    add("bad-marker/lib-offset-not-function-start", "mt-o2", ["plain"],
+        [shared_offset_spec(1)], rc=2, error=[shared_offset_spec(1)])
+    add("bad-marker/too-many", "mt-o2", ["plain"], ["f%d" % i for i in range(300)], rc=2,
+        error=["256"])
+    # The first bad marker stops the program even when good ones come first.
+    add("bad-marker/after-good-one", "mt-o2", ["alloc", "static", 2, 2], ["static_work", "nosuchfn_q"],
+        rc=2, error=["nosuchfn_q"])
+
+    # Refusals: functions that cannot be hooked safely stop the program (exit 2, reason given).
+    add("refuse/too-short", "refuse", [], ["short_fn"], rc=2, error=["short_fn", "short"])
+    add("refuse/too-short-offset", "refuse", [], ["{off:short_fn}"], rc=2,
+        error=["{off:short_fn}", "short"])
+    add("refuse/loop-into-first-bytes", "refuse", [], ["loop_fn"], rc=2, error=["loop_fn", "jump"])
+    add("refuse/ifunc", "refuse", [], ["libc.so.6:strlen"], rc=2, error=["libc.so.6:strlen", "IFUNC"])
+    # memcpy has two versions in libc: memcpy@GLIBC_2.2.5 (old, listed first) and the default
+    # memcpy@@GLIBC_2.14, an IFUNC: the marker must mean the default one.
+    add("refuse/ifunc-versioned-memcpy", "refuse", [], ["libc.so.6:memcpy"], rc=2,
+        error=["libc.so.6:memcpy", "IFUNC"])
+    # The same with a library of our own: the default version is the one called.
+    add("versioned/default-version", "ver", [10], ["libmkver.so:ver_fn"], same_as_plain=True,
+        check=expect_stats(begun=10, allocs=10, markers={"libmkver.so:ver_fn": 10}))
+    add("refuse/with-a-good-marker", "refuse", [], ["fine_fn", "loop_fn"], rc=2, error=["loop_fn"])
+    # arenashim's own functions: the malloc family it exports, and its internals.  Marking them
+    # cannot work (the hook itself runs them); it must be refused, not hang or crash.
+    add("refuse/arenashim-malloc", "mt-o2", ["alloc", "static", 2, 2], ["malloc"], rc=2,
+        error=["malloc"], timeout=5)
+    add("refuse/arenashim-free", "mt-o2", ["alloc", "static", 2, 2], ["free"], rc=2,
+        error=["free"], timeout=5)
+    add("refuse/arenashim-internal", "mt-o2", ["alloc", "static", 2, 2],
+        ["static_work", "libarenashim.so:hook_enter_fast"], rc=2, error=["hook_enter_fast"], timeout=5)
+    add("refuse/good-marker-alone", "refuse", [], ["fine_fn"], same_as_plain=True,
+        check=expect_stats(begun=1, allocs=1, markers={"fine_fn": 1}))
+
+    # The child inherits ARENASHIM_REGIONS naming what the shell lacks, in every form.
+    for name, spec in (("qualified", "main:static_work"), ("offset", "{off:static_work}")):
+        add("child-process-lenient/" + name, "mt-o2", ["system"], [spec], same_as_plain=True,
+            check=expect_stats(allocs=5, markers={spec: 1}))
+
+    # A dangling pointer handed to a system call: the kernel touches the dead region, not the
+    # program.  Recover mode promises the program goes on with the same output (and a report);
+    # abort mode promises a report and SIGSEGV, not a silent EFAULT.
+    add("syscall/write-escaped-recover", "mt-o2", ["write_escaped"], ["static_work"],
+        options="on_dangling=recover", same_as_plain=True, report="static_work",
+        check=expect_stats(begun=1, allocs=4))
+    add("syscall/write-escaped-abort", "mt-o2", ["write_escaped"], ["static_work"], rc=-11,
+        report="static_work")
+    add("syscall/read-into-escaped-recover", "mt-o2", ["read_escaped"], ["static_work"],
+        options="on_dangling=recover", same_as_plain=True, report="static_work",
+        report_access="WRITE", check=expect_stats(begun=1, allocs=4))
+    add("syscall/read-into-escaped-abort", "mt-o2", ["read_escaped"], ["static_work"], rc=-11,
+        report="static_work", report_access="WRITE")
+
+    # A Debian library under a Debian binary.  sqlite keeps some of what it allocates inside
+    # these calls (the schema, statement caches): recover mode reports those escapes and goes
+    # on, with the same output; abort mode stops at the first with the report.
+    sql = sqlite_script()
+    for fn_name in ("sqlite3_step", "sqlite3_exec", "sqlite3_prepare_v2"):
+        spec = "libsqlite3.so:" + fn_name
+
+        def sqlite_check(case, run, spec=spec):
+            m = marker_of(run.stats, spec)
+            expect(m["resolved"] and not m["refused"], "marker %s not hooked: %r" % (spec, m))
+            expect(m["regions"] > 0, "marker %s: no regions" % spec)
+            expect(run.stats["region_allocs"] > 0, "no region allocations")
+            balanced(run.stats)
+        add("debian/sqlite3-" + fn_name, "sqlite3", [":memory:"], [spec], stdin=sql,
+            options="on_dangling=recover", same_as_plain=True, check=sqlite_check,
+            needs=["sqlite3"], timeout=60)
+    add("debian/sqlite3-escape-reported", "sqlite3", [":memory:"], ["libsqlite3.so:sqlite3_prepare_v2"],
+        stdin=sql, rc=-11, report="libsqlite3.so:sqlite3_prepare_v2", needs=["sqlite3"])
+
+    # Reach: xmllint with a sample of libxml2's exported functions marked (reach.py).
+    c.append(ReachCase("reach/xmllint-sample"))
+    return c
+
+
+def plugin_offset_spec():
+    proc = subprocess.run(["nm", "--defined-only", str(BUILD.path("libmkplugin.so"))],
+                          stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == "plugin_work":
+            return "libmkplugin.so+%s" % hex(int(parts[0], 16))
+    return "libmkplugin.so+0x0"
+
+
+def shared_offset_spec(delta):
+    proc = subprocess.run(["nm", "--defined-only", str(BUILD.path("libmkshared.so"))],
+                          stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == "shared_work":
+            return "libmkshared.so+%s" % hex(int(parts[0], 16) + delta)
+    return "libmkshared.so+0x1"
+
+
+def sqlite_script():
+    return """
+create table t(id integer primary key, name text, value real, blob blob);
+with recursive n(i) as (select 1 union all select i + 1 from n where i < 3000)
+insert into t select i, 'name-' || (i * 7919 % 1000), i * 1.5, zeroblob(i % 50) from n;
+create index t_name on t(name);
+select count(*), sum(value), min(name), max(name), sum(length(blob)) from t;
+select name, count(*), round(avg(value), 3) from t group by name order by count(*) desc, name limit 15;
+select group_concat(id, ',') from (select id from t where name like 'name-1%' order by id limit 40);
+update t set value = value * 2 where id % 3 = 0;
+delete from t where id % 5 = 0;
+select count(*), round(sum(value), 2) from t;
+select upper(name), printf('%08.3f', value), hex(substr(name, 1, 4)) from t where id between 100 and 120;
+create table u as select name, sum(value) s from t group by name;
+select u.name, u.s, t.id, t.value, length(t.blob) from u join t using(name) where t.id < 30 order by t.id;
+"""
+
+
+class ReachCase(Case):
+    """Runs reach.py on a sample; asserts hooked/called >= 95% and nothing broken."""
+
+    def __init__(self, name):
+        super().__init__(name, "xmllint", needs=[], timeout=110)
+
+    def execute(self, ctx, case_dir):
+        cmd = [PYTHON, str(HERE / "reach.py"), "--build", str(BUILD.build_dir), "--sample", "60",
+               "--jobs", "2", "--json", str(case_dir / "reach.json"), "--work", str(case_dir)]
+        run = run_process(cmd, base_env(), self.timeout)
+        if run.rc == 77:
+            raise Skip(run.out.strip().splitlines()[-1] if run.out.strip() else "reach skipped")
+        expect((case_dir / "reach.json").exists(), "reach.py wrote no result (rc %s): %s" % (
+            run.rc, (run.err or run.out)[-600:]))
+        result = json.loads((case_dir / "reach.json").read_text())
+        called, hooked = result["called"], result["hooked"]
+        expect(called >= 10, "only %d sampled functions were called by the workload" % called)
+        problems = sorted(result["problems"], key=lambda f: f["problem"].startswith("refused"))
+        detail = "; ".join("%s: %s" % (f["function"], f["problem"]) for f in problems[:8])
+        expect(not result["broken"], "%d broken: %s" % (len(result["broken"]), detail))
+        expect(hooked * 100 >= 95 * called, "hooked %d of %d called (%.1f%% < 95%%): %s" % (
+            hooked, called, 100.0 * hooked / max(called, 1), detail))
+        return run
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def main():
+    global BUILD
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default="build", help="meson build folder (default: build)")
+    parser.add_argument("-k", dest="filter", action="append", default=[],
+                        help="run only cases whose name contains this (repeatable)")
+    parser.add_argument("-j", dest="jobs", type=int, default=2, help="parallel cases (default 2)")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("-v", action="store_true", help="print output of failing cases in full")
+    args = parser.parse_args()
+
+    build_dir = Path(args.build)
+    if not build_dir.is_absolute():
+        build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else ROOT / build_dir
+    BUILD = Build(build_dir, args.jobs)
+    if not BUILD.lib.exists():
+        print("FAIL build: %s does not exist (meson setup %s && ninja -C %s)" % (BUILD.lib, args.build, args.build))
+        print("0 passed, 1 failed")
+        return 1
+    start = time.monotonic()
+    BUILD.compile_all()
+    for name, error in sorted(BUILD.errors.items()):
+        print("build error in %s:\n%s" % (name, error[-2000:]), file=sys.stderr)
+
+    all_cases = []
+    try:
+        for v in VARIANTS:
+            all_cases += variant_cases(v)
+        all_cases += other_cases()
+    except Failure as e:
+        print("FAIL setup: %s" % e)
+        print("0 passed, 1 failed")
+        return 1
+    cases = [c for c in all_cases if not args.filter or any(f in c.name for f in args.filter)]
+    if args.list:
+        for c in cases:
+            print(c.name)
+        return 0
+
+    tmp_root = Path(tempfile.mkdtemp(prefix="arenashim-markers-"))
+    ctx = Context(BUILD, tmp_root)
+    results = {}
+    lock = threading.Lock()
+
+    def run_case(index_case):
+        index, case = index_case
+        case_dir = tmp_root / ("%03d" % index)
+        case_dir.mkdir()
+        try:
+            case.execute(ctx, case_dir)
+            line, ok = "PASS %s" % case.name, True
+        except Skip as e:
+            line, ok = "SKIP %s: %s" % (case.name, e), None
+        except Failure as e:
+            text = str(e)
+            if not args.v and text.count("\n") > 8:
+                text = "\n".join(text.splitlines()[:8])
+            line, ok = "FAIL %s: %s" % (case.name, text), False
+        except Exception as e:  # a bug in the runner: report it as a failure of the case
+            line, ok = "FAIL %s: runner error %r" % (case.name, e), False
+        with lock:
+            print(line, flush=True)
+            results[case.name] = ok
+
+    # The reach sample is the longest case: start it first.
+    order = sorted(enumerate(cases), key=lambda ic: not isinstance(ic[1], ReachCase))
+    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        list(pool.map(run_case, order))
+    shutil.rmtree(tmp_root, ignore_errors=True)
+
+    passed = sum(1 for ok in results.values() if ok is True)
+    failed = sum(1 for ok in results.values() if ok is False)
+    skipped = sum(1 for ok in results.values() if ok is None)
+    print("(%d skipped, %.1fs)" % (skipped, time.monotonic() - start), file=sys.stderr)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
