@@ -51,8 +51,12 @@ static bool map_file(const char *path, struct mapped_file *file)
     return true;
 }
 
+/* Looks name up in one symbol table.  In .dynsym, a name may have several versions
+ * (memcpy@GLIBC_2.2.5 and memcpy@@GLIBC_2.14): the default one, which programs link against
+ * today, wins over hidden older ones (.gnu.version, bit 15). */
 static bool search_table(const struct mapped_file *file, const Elf64_Shdr *symbols,
-                         const Elf64_Shdr *strings, const char *name, Elf64_Sym *found)
+                         const Elf64_Shdr *strings, const uint16_t *versions, const char *name,
+                         Elf64_Sym *found)
 {
     if (symbols->sh_offset + symbols->sh_size > file->size ||
         strings->sh_offset + strings->sh_size > file->size || symbols->sh_entsize != sizeof(Elf64_Sym))
@@ -60,18 +64,34 @@ static bool search_table(const struct mapped_file *file, const Elf64_Shdr *symbo
     const Elf64_Sym *table = (const Elf64_Sym *)(file->data + symbols->sh_offset);
     const char *names = (const char *)(file->data + strings->sh_offset);
     size_t count = symbols->sh_size / sizeof(Elf64_Sym);
+    bool have = false;
     for (size_t i = 0; i < count; i++) {
         const Elf64_Sym *sym = &table[i];
         unsigned type = ELF64_ST_TYPE(sym->st_info);
         if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym->st_shndx == SHN_UNDEF ||
-            sym->st_name >= strings->sh_size)
+            sym->st_name >= strings->sh_size || strcmp(names + sym->st_name, name) != 0)
             continue;
-        if (strcmp(names + sym->st_name, name) == 0) {
+        bool hidden = versions && (versions[i] & 0x8000);
+        if (!have || !hidden) {
             *found = *sym;
-            return true;
+            have = true;
         }
+        if (!hidden)
+            return true;
     }
-    return false;
+    return have;
+}
+
+static const uint16_t *versions_of(const struct mapped_file *file, const Elf64_Shdr *sections,
+                                   unsigned count, const Elf64_Shdr *symbols)
+{
+    for (unsigned i = 0; i < count; i++)
+        if (sections[i].sh_type == SHT_GNU_versym && sections[i].sh_link < count &&
+            &sections[sections[i].sh_link] == symbols &&
+            sections[i].sh_offset + sections[i].sh_size <= file->size &&
+            sections[i].sh_size / 2 == symbols->sh_size / sizeof(Elf64_Sym))
+            return (const uint16_t *)(file->data + sections[i].sh_offset);
+    return NULL;
 }
 
 bool elf_find_function(const struct loaded_module *module, const char *name,
@@ -90,7 +110,9 @@ bool elf_find_function(const struct loaded_module *module, const char *name,
         for (unsigned i = 0; i < header->e_shnum && !found; i++) {
             if (sections[i].sh_type != wanted || sections[i].sh_link >= header->e_shnum)
                 continue;
-            found = search_table(&file, &sections[i], &sections[sections[i].sh_link], name, &sym);
+            const uint16_t *versions =
+                wanted == SHT_DYNSYM ? versions_of(&file, sections, header->e_shnum, &sections[i]) : NULL;
+            found = search_table(&file, &sections[i], &sections[sections[i].sh_link], versions, name, &sym);
         }
     }
     munmap((void *)file.data, file.size);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -50,7 +51,8 @@ static void report_region_site(struct report *report, const char *what, uint32_t
         report_frame(report, 0, pc);
 }
 
-static void report_dangling(const struct dangling_info *info, ucontext_t *context, uint32_t site)
+static void report_dangling(const struct dangling_info *info, ucontext_t *context, uint32_t site,
+                            bool write)
 {
     static struct report report; /* static: the fault may come on a small alternate stack */
     static spin_lock report_buffer_lock = SPIN_LOCK_INIT;
@@ -60,7 +62,7 @@ static void report_dangling(const struct dangling_info *info, ucontext_t *contex
     report_decimal(&report, (uint64_t)getpid());
     report_string(&report, "==ERROR: arenashim: use-after-region-free on address ");
     report_hex(&report, info->address);
-    report_string(&report, is_write_fault(context) ? " (WRITE of region #" : " (READ of region #");
+    report_string(&report, write ? " (WRITE of region #" : " (READ of region #");
     report_decimal(&report, info->found_range ? info->range.region_id : 0);
     report_string(&report, ", marker '");
     report_string(&report, info->found_range ? marker_name(info->range.marker) : "(unknown)");
@@ -70,7 +72,8 @@ static void report_dangling(const struct dangling_info *info, ucontext_t *contex
     bool hooked = hook_shadow && hook_shadow->depth;
     if (hooked)
         shadow_restore_return_addresses();
-    report_backtrace(&report, context, 0);
+    /* From a system-call guard (no signal context) our own frames come first: skip them. */
+    report_backtrace(&report, context, context ? 0 : 3);
     if (hooked)
         shadow_reinstall_all();
     if (info->found_range) {
@@ -170,7 +173,7 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
         stats_add(&core.counters.dangling_accesses, 1);
         bool first;
         uint32_t site = escape_note((uintptr_t)info->si_addr, ESCAPE_ACCESS, &first);
-        report_dangling(&dangling, context, site);
+        report_dangling(&dangling, context, site, is_write_fault(context));
         if (core.options.on_dangling == ON_DANGLING_RECOVER) {
             uintptr_t page = (uintptr_t)info->si_addr & ~(PAGE_SIZE_BYTES - 1);
             if (mprotect((void *)page, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) == 0) {
@@ -185,6 +188,39 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
     }
     chain_to_program(signal, info, context);
     errno = saved_errno;
+}
+
+bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write)
+{
+    uintptr_t start = buffer, end = start + len;
+    if (len == 0 || end < start || (!core_owns((void *)start) && !core_owns((void *)(end - 1))))
+        return true;
+    for (uintptr_t page = start & ~(PAGE_SIZE_BYTES - 1); page < end; page += PAGE_SIZE_BYTES) {
+        uintptr_t address = page < start ? start : page;
+        struct dangling_info dangling;
+        if (!core_owns((void *)address) || !chunk_address_is_dead((void *)address) ||
+            !dangling_lookup(address, &dangling))
+            continue;
+        /* A page pinned by an earlier recovered access is readable again: nothing to do.
+         * (process_vm_readv on ourselves is a probe that fails instead of faulting.) */
+        char probe;
+        struct iovec local = { &probe, 1 }, remote = { (void *)address, 1 };
+        if (core.options.on_dangling == ON_DANGLING_RECOVER &&
+            process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1)
+            continue;
+        stats_add(&core.counters.dangling_accesses, 1);
+        bool first;
+        uint32_t site = escape_note(address, ESCAPE_ACCESS, &first);
+        report_dangling(&dangling, NULL, site, write);
+        if (core.options.on_dangling == ON_DANGLING_RECOVER &&
+            mprotect((void *)page, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) == 0)
+            continue;
+        shim_write_stats();
+        restore_default_and_return();
+        raise(SIGSEGV);
+        _exit(139);
+    }
+    return true;
 }
 
 void fault_handler_install(void)

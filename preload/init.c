@@ -214,6 +214,7 @@ static void initialize(void)
     fault_handler_set_escape_hook();
     collector_init();
     unwind_guard_init();
+    syscall_guard_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (pthread_key_create(&thread_exit_key, thread_exit) != 0)
         shim_fatal_startup("cannot create the thread-exit key");

@@ -77,6 +77,11 @@ static inline bool caller_is_excluded(const void *pc)
 /* --- fault_handler.c ------------------------------------------------------------------------- */
 
 void fault_handler_install(void);
+/* Before a system call reads (write == false) or writes a buffer: the kernel would fail with
+ * EFAULT on faulted region memory instead of faulting, so a dangling buffer is caught here
+ * and handled as a dangling access (report; abort, or recover and go on). */
+bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write);
+void syscall_guard_init(void);
 /* Reports frees after region end (verbose), through core.escape_hook. */
 void fault_handler_set_escape_hook(void);
 

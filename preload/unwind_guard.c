@@ -15,7 +15,7 @@
  *                    regions end, and the stub goes back into the frames still alive.
  *   exception object __cxa_allocate_exception runs with regions hidden, so the exception
  *                    never lives in the region it escapes.
- *   backtrace()      stub addresses are replaced by the real return addresses.
+ *   backtrace()      walks with the real return addresses in place.
  *
  * The real functions are found with dlsym(RTLD_NEXT) at start-up.
  */
@@ -160,14 +160,13 @@ SHIM_EXPORT void *__cxa_allocate_dependent_exception(void)
 SHIM_EXPORT int backtrace(void **buffer, int size)
 {
     RESOLVE(real_backtrace, "backtrace");
+    /* The unwinder cannot step through the exit stub: it walks with the real return
+     * addresses in place, and the stubs go back after. */
+    bool hooked = hook_shadow && hook_shadow->depth;
+    if (hooked)
+        shadow_restore_return_addresses();
     int count = real_backtrace(buffer, size);
-    struct shadow_stack *shadow = hook_shadow;
-    if (shadow == NULL)
-        return count;
-    /* Stub addresses appear innermost first, in the shadow stack's order from the top. */
-    unsigned next = shadow->depth;
-    for (int i = 0; i < count && next > 0; i++)
-        if (buffer[i] == (void *)arenashim_exit_stub)
-            buffer[i] = (void *)shadow->entries[--next].real_return;
+    if (hooked)
+        shadow_reinstall_all();
     return count;
 }
