@@ -318,26 +318,31 @@ uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first)
     int32_t marker = info.range.marker;
     struct marker_stats *stats = marker >= 0 && (unsigned)marker < core.marker_count
                                      ? &core.markers[marker] : NULL;
+    /* One object, one escape, however often it is touched or freed; and one late free,
+     * however often it is freed, also when it was touched first. */
     struct trace_record *record = trace_log_find(info.range.trace, address);
-    if (record == NULL && !escape_first_seen(address, info.range.region_id)) {
-        *first = false;
-        return 0;
-    }
+    bool object_first, kind_first;
     if (record) {
-        /* One object, one escape, however often it is touched or freed. */
-        if (__atomic_exchange_n(&record->escaped, 1, __ATOMIC_RELAXED)) {
-            *first = false;
-            return record->stack;
-        }
-        struct stack_record *site = stack_table_get(record->stack);
+        uint32_t kind_bit = 1u << kind;
+        uint32_t before = __atomic_fetch_or(&record->escaped, kind_bit, __ATOMIC_RELAXED);
+        object_first = before == 0;
+        kind_first = !(before & kind_bit);
+    } else {
+        /* Untraced: the object is known only by the address used (two keys per region). */
+        uint64_t key = info.range.region_id * 4;
+        object_first = escape_first_seen(address, key);
+        kind_first = escape_first_seen(address, key + 1 + (uint64_t)kind);
+    }
+    *first = kind_first;
+    if (object_first) {
+        struct stack_record *site = record ? stack_table_get(record->stack) : NULL;
         if (site)
             __atomic_add_fetch(&site->escapes, 1, __ATOMIC_RELAXED);
+        if (stats)
+            __atomic_add_fetch(&stats->escapes, 1, __ATOMIC_RELAXED);
     }
-    if (stats) {
-        __atomic_add_fetch(&stats->escapes, 1, __ATOMIC_RELAXED);
-        if (kind == ESCAPE_FREE)
-            __atomic_add_fetch(&stats->escaped_frees, 1, __ATOMIC_RELAXED);
-    }
+    if (stats && kind == ESCAPE_FREE && kind_first)
+        __atomic_add_fetch(&stats->escaped_frees, 1, __ATOMIC_RELAXED);
     return record ? record->stack : 0;
 }
 

@@ -39,7 +39,10 @@ struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address)
         uint32_t count = __atomic_load_n(&block->count, __ATOMIC_ACQUIRE);
         for (uint32_t i = count; i > 0; i--) {
             struct trace_record *record = &block->records[i - 1];
-            if (address >= record->address && address - record->address < (record->size ? record->size : 1))
+            /* The object's header counts as the object: realloc and malloc_usable_size read
+             * it, and a fault there is an access to this object. */
+            uintptr_t first = record->address - OBJECT_HEADER_SIZE;
+            if (address >= first && address - first < OBJECT_HEADER_SIZE + (record->size ? record->size : 1))
                 return record;
         }
     }

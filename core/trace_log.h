@@ -17,7 +17,7 @@ struct trace_record {
     uintptr_t address;
     uint32_t size;    /* clamped to 4 GiB - 1 */
     uint32_t stack;
-    uint32_t escaped; /* counted as an escape already: an object counts once */
+    uint32_t escaped; /* escape kinds seen (1 << enum escape_kind): each counts once */
 };
 
 #define TRACE_BLOCK_RECORDS 30 /* small: a sampled region needs one or two, and fresh metadata pages cost faults */

@@ -107,11 +107,17 @@ static void verdict(char *line, size_t len, unsigned marker)
         snprintf(line, len, "%s", m->refused ? "refused" : "never resolved");
     } else if (escapes == 0) {
         snprintf(line, len, "no escapes seen in %llu regions", (unsigned long long)m->regions);
-    } else if (core.options.trace_allocs) {
+    } else if (core.options.trace_allocs && sites_of_marker((int32_t)marker) > 0) {
         unsigned sites = sites_of_marker((int32_t)marker);
         snprintf(line, len, "%llu object%s from %u site%s escaped (in %llu regions)",
                  (unsigned long long)escapes, escapes == 1 ? "" : "s", sites, sites == 1 ? "" : "s",
                  (unsigned long long)m->regions);
+    } else if (core.options.trace_allocs) {
+        snprintf(line, len, "%llu object%s escaped (in %llu regions), none of them among the sampled "
+                 "allocations (trace_allocs=%llu traces one in %llu; trace_allocs=1 shows every site)",
+                 (unsigned long long)escapes, escapes == 1 ? "" : "s", (unsigned long long)m->regions,
+                 (unsigned long long)core.options.trace_allocs,
+                 (unsigned long long)core.options.trace_allocs);
     } else {
         snprintf(line, len, "%llu escapes seen in %llu regions (run with trace_allocs=1 to see "
                  "where the objects were allocated)", (unsigned long long)escapes,
