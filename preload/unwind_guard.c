@@ -24,6 +24,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <setjmp.h>
+#include <string.h>
 
 #include "hook.h"
 #include "shim.h"
@@ -160,13 +161,21 @@ SHIM_EXPORT void *__cxa_allocate_dependent_exception(void)
 SHIM_EXPORT int backtrace(void **buffer, int size)
 {
     RESOLVE(real_backtrace, "backtrace");
+    void *frames[257];
+    if (size <= 0)
+        return 0;
+    if (size > 256)
+        return real_backtrace(buffer, size); /* rare: then our own frame shows first */
     /* The unwinder cannot step through the exit stub: it walks with the real return
-     * addresses in place, and the stubs go back after. */
+     * addresses in place, and the stubs go back after.  Frame 0 is this function. */
     bool hooked = hook_shadow && hook_shadow->depth;
     if (hooked)
         shadow_restore_return_addresses();
-    int count = real_backtrace(buffer, size);
+    int count = real_backtrace(frames, size + 1);
     if (hooked)
         shadow_reinstall_all();
-    return count;
+    if (count <= 1)
+        return 0;
+    memcpy(buffer, frames + 1, (size_t)(count - 1) * sizeof(void *));
+    return count - 1;
 }
