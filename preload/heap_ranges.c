@@ -15,38 +15,54 @@
 
 #include "internal.h"
 
-#define HEAP_RANGES_MAX 65536
+#define HEAP_RANGE_SLOTS 131072 /* a power of two */
 #define ARENAS_MAX 1024
+#define TOMBSTONE ((uintptr_t)1)
 
+/* Open addressing keyed by extent start: jemalloc splits, merges and unmaps extents all the
+ * time, so recording and forgetting must be O(1); the rare "is this address heap?" question
+ * of a scan report walks the slots. */
 static struct {
     spin_lock lock;
-    unsigned count;
-    uintptr_t (*ranges)[2];
+    unsigned used;
+    uintptr_t (*slots)[2]; /* start (0 empty, TOMBSTONE deleted), end */
 } table;
 
 static extent_hooks_t *original_hooks[ARENAS_MAX];
 static extent_hooks_t wrapped_hooks[ARENAS_MAX];
 
+static size_t slot_of(uintptr_t start)
+{
+    return (size_t)((start >> 12) * 0x9e3779b97f4a7c15ull >> 47) & (HEAP_RANGE_SLOTS - 1);
+}
+
 static void record(uintptr_t start, size_t size)
 {
     spin_lock_acquire(&table.lock);
-    if (table.ranges && table.count < HEAP_RANGES_MAX) {
-        table.ranges[table.count][0] = start;
-        table.ranges[table.count][1] = start + size;
-        table.count++;
+    if (table.slots && table.used < HEAP_RANGE_SLOTS * 3 / 4) {
+        for (size_t i = slot_of(start);; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
+            if (table.slots[i][0] <= TOMBSTONE || table.slots[i][0] == start) {
+                if (table.slots[i][0] != start)
+                    table.used++;
+                table.slots[i][0] = start;
+                table.slots[i][1] = start + size;
+                break;
+            }
+        }
     }
     spin_lock_release(&table.lock);
 }
 
 static void forget(uintptr_t start, size_t size)
 {
+    (void)size;
     spin_lock_acquire(&table.lock);
-    for (unsigned i = 0; table.ranges && i < table.count; i++) {
-        if (table.ranges[i][0] == start && table.ranges[i][1] == start + size) {
-            table.count--;
-            table.ranges[i][0] = table.ranges[table.count][0];
-            table.ranges[i][1] = table.ranges[table.count][1];
-            break;
+    if (table.slots) {
+        for (size_t i = slot_of(start); table.slots[i][0] != 0; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
+            if (table.slots[i][0] == start) {
+                table.slots[i][0] = TOMBSTONE; /* keeps later entries of the probe reachable */
+                break;
+            }
         }
     }
     spin_lock_release(&table.lock);
@@ -145,10 +161,10 @@ static bool hook_merge(extent_hooks_t *h, void *a, size_t sa, void *b, size_t sb
 
 void heap_ranges_init(void)
 {
-    table.ranges = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGES_MAX);
+    table.slots = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
     unsigned narenas = 0;
     size_t len = sizeof narenas;
-    if (table.ranges == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
+    if (table.slots == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
         return;
     if (narenas > ARENAS_MAX)
         narenas = ARENAS_MAX;
@@ -174,8 +190,9 @@ bool heap_ranges_contains(uintptr_t address)
 {
     bool found = false;
     spin_lock_acquire(&table.lock);
-    for (unsigned i = 0; table.ranges && i < table.count && !found; i++)
-        found = address - table.ranges[i][0] < table.ranges[i][1] - table.ranges[i][0];
+    for (size_t i = 0; table.slots && i < HEAP_RANGE_SLOTS && !found; i++)
+        found = table.slots[i][0] > TOMBSTONE &&
+                address - table.slots[i][0] < table.slots[i][1] - table.slots[i][0];
     spin_lock_release(&table.lock);
     return found;
 }
