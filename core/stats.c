@@ -9,8 +9,8 @@
  */
 #include "internal.h"
 #include "scan.h"
+#include "text.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -87,39 +87,6 @@ const char *marker_name(int32_t marker)
     return "(unknown)";
 }
 
-/* snprintf that appends and keeps counting past the end of the buffer. */
-struct text {
-    char *buf;
-    size_t len;
-    size_t used;
-};
-
-__attribute__((format(printf, 2, 3))) static void text_append(struct text *text, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    size_t room = text->used < text->len ? text->len - text->used : 0;
-    int n = vsnprintf(room ? text->buf + text->used : NULL, room, format, args);
-    va_end(args);
-    if (n > 0)
-        text->used += (size_t)n;
-}
-
-static void json_string(struct text *text, const char *s)
-{
-    text_append(text, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            text_append(text, "\\%c", c);
-        else if (c < 0x20)
-            text_append(text, "\\u%04x", c);
-        else
-            text_append(text, "%c", c);
-    }
-    text_append(text, "\"");
-}
-
 size_t stats_format_json(char *buf, size_t len)
 {
     struct core_counters c;
@@ -159,7 +126,7 @@ size_t stats_format_json(char *buf, size_t len)
                     "\"kind\": \"%s\", \"thread\": %u, \"where\": ", i ? ", " : "",
                     (unsigned long long)(uintptr_t)chunk_address(k->chunk), (unsigned long long)k->value,
                     (unsigned long long)k->location, kinds[k->kind], k->thread_number);
-        json_string(&text, k->name);
+        text_json_string(&text, k->name);
         text_append(&text, "}");
     }
     text_append(&text, "], ");
@@ -173,10 +140,10 @@ size_t stats_format_json(char *buf, size_t len)
     for (unsigned i = 0; i < core.marker_count; i++) {
         const struct marker_stats *m = &core.markers[i];
         text_append(&text, "%s{\"spec\": ", i ? ", " : "");
-        json_string(&text, m->spec);
+        text_json_string(&text, m->spec);
         text_append(&text, ", \"resolved\": %s, \"refused\": %s, \"reason\": ",
                     m->resolved ? "true" : "false", m->refused ? "true" : "false");
-        json_string(&text, m->reason);
+        text_json_string(&text, m->reason);
         text_append(&text, ", \"regions\": %llu, \"bytes\": %llu, \"objects\": %llu, "
                     "\"peak_region_bytes\": %llu, \"seconds_inside\": %.6f, \"escapes\": %llu, "
                     "\"escaped_frees\": %llu}",
@@ -193,9 +160,7 @@ size_t stats_format_json(char *buf, size_t len)
         text.used += core.json_extra(room ? buf + text.used : NULL, room);
     }
     text_append(&text, "}");
-    if (len > 0)
-        buf[text.used < len ? text.used : len - 1] = '\0';
-    return text.used;
+    return text_finish(&text);
 }
 
 static void human_bytes(char *out, size_t len, uint64_t bytes)
@@ -256,7 +221,5 @@ size_t stats_format_text(char *buf, size_t len)
         size_t room = text.used < len ? len - text.used : 0;
         text.used += core.text_extra(room ? buf + text.used : NULL, room);
     }
-    if (len > 0)
-        buf[text.used < len ? text.used : len - 1] = '\0';
-    return text.used;
+    return text_finish(&text);
 }

@@ -9,45 +9,14 @@
  */
 #include "summary.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "stack_table.h"
+#include "text.h"
 #include "symbolize.h"
 
 #define SITES_SHOWN 10
-
-struct out {
-    char *buf;
-    size_t len, used;
-};
-
-__attribute__((format(printf, 2, 3))) static void out_append(struct out *out, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    size_t room = out->used < out->len ? out->len - out->used : 0;
-    int n = vsnprintf(room ? out->buf + out->used : NULL, room, format, args);
-    va_end(args);
-    if (n > 0)
-        out->used += (size_t)n;
-}
-
-static void json_quoted(struct out *out, const char *s)
-{
-    out_append(out, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            out_append(out, "\\%c", c);
-        else if (c < 0x20)
-            out_append(out, "\\u%04x", c);
-        else
-            out_append(out, "%c", c);
-    }
-    out_append(out, "\"");
-}
 
 /* "#i 0xPC module+0xOFF (symbol+0xOFF)" */
 static void format_frame(char *line, size_t len, unsigned index, uintptr_t pc)
@@ -127,66 +96,62 @@ static void verdict(char *line, size_t len, unsigned marker)
 
 size_t summary_format_text(char *buf, size_t len)
 {
-    struct out out = { buf, len, 0 };
+    struct text out = { buf, len, 0 };
     uint32_t ids[SITES_SHOWN];
     unsigned count = top_sites(ids, SITES_SHOWN);
     if (count) {
-        out_append(&out, "  escapes by allocation site (top %u):\n", count);
+        text_append(&out, "  escapes by allocation site (top %u):\n", count);
         for (unsigned i = 0; i < count; i++) {
             const struct stack_record *site = stack_table_get(ids[i]);
-            out_append(&out, "    %llu of %llu traced objects escaped, marker '%s', allocated at:\n",
+            text_append(&out, "    %llu of %llu traced objects escaped, marker '%s', allocated at:\n",
                        (unsigned long long)site->escapes, (unsigned long long)site->allocations,
                        marker_name(site->marker));
             for (unsigned f = 0; f < site->depth && f < 8; f++) {
                 char line[320];
                 format_frame(line, sizeof line, f, site->pcs[f]);
-                out_append(&out, "      %s\n", line);
+                text_append(&out, "      %s\n", line);
             }
         }
     }
     for (unsigned i = 0; i < core.marker_count; i++) {
         char line[300];
         verdict(line, sizeof line, i);
-        out_append(&out, "  verdict '%s': %s\n", core.markers[i].spec, line);
+        text_append(&out, "  verdict '%s': %s\n", core.markers[i].spec, line);
     }
-    if (out.len)
-        buf[out.used < out.len ? out.used : out.len - 1] = '\0';
-    return out.used;
+    return text_finish(&out);
 }
 
 size_t summary_format_json(char *buf, size_t len)
 {
-    struct out out = { buf, len, 0 };
+    struct text out = { buf, len, 0 };
     uint32_t ids[SITES_SHOWN];
     unsigned count = top_sites(ids, SITES_SHOWN);
-    out_append(&out, "\"escape_sites\": [");
+    text_append(&out, "\"escape_sites\": [");
     for (unsigned i = 0; i < count; i++) {
         const struct stack_record *site = stack_table_get(ids[i]);
-        out_append(&out, "%s{\"escapes\": %llu, \"allocations\": %llu, \"marker\": ", i ? ", " : "",
+        text_append(&out, "%s{\"escapes\": %llu, \"allocations\": %llu, \"marker\": ", i ? ", " : "",
                    (unsigned long long)site->escapes, (unsigned long long)site->allocations);
-        json_quoted(&out, marker_name(site->marker));
-        out_append(&out, ", \"frames\": [");
+        text_json_string(&out, marker_name(site->marker));
+        text_append(&out, ", \"frames\": [");
         for (unsigned f = 0; f < site->depth; f++) {
             char line[320];
             format_frame(line, sizeof line, f, site->pcs[f]);
             if (f)
-                out_append(&out, ", ");
-            json_quoted(&out, line);
+                text_append(&out, ", ");
+            text_json_string(&out, line);
         }
-        out_append(&out, "]}");
+        text_append(&out, "]}");
     }
-    out_append(&out, "], \"verdicts\": [");
+    text_append(&out, "], \"verdicts\": [");
     for (unsigned i = 0; i < core.marker_count; i++) {
         char line[300];
         verdict(line, sizeof line, i);
-        out_append(&out, "%s{\"spec\": ", i ? ", " : "");
-        json_quoted(&out, core.markers[i].spec);
-        out_append(&out, ", \"verdict\": ");
-        json_quoted(&out, line);
-        out_append(&out, "}");
+        text_append(&out, "%s{\"spec\": ", i ? ", " : "");
+        text_json_string(&out, core.markers[i].spec);
+        text_append(&out, ", \"verdict\": ");
+        text_json_string(&out, line);
+        text_append(&out, "}");
     }
-    out_append(&out, "]");
-    if (out.len)
-        buf[out.used < out.len ? out.used : out.len - 1] = '\0';
-    return out.used;
+    text_append(&out, "]");
+    return text_finish(&out);
 }
