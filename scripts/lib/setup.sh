@@ -20,9 +20,11 @@
 ARENASHIM_BUILD_DIR="$ARENASHIM_ROOT/build"
 ARENASHIM_LIBRARY="$ARENASHIM_BUILD_DIR/preload/libarenashim.so"
 
-# Needed to build and test; the last two only for benchmarks.
-ARENASHIM_PACKAGES="meson ninja-build pkg-config gcc g++ libjemalloc-dev libunwind-dev
-libcapstone-dev libelf-dev sqlite3 python3 strace libmimalloc-dev libgoogle-perftools-dev"
+# Needed to build and test (sqlite3, strace, binutils and libxml2-utils's xmllint are programs
+# the tests run under the preload); the last two only for benchmarks.
+ARENASHIM_PACKAGES="meson ninja-build pkg-config gcc g++ binutils libjemalloc-dev libunwind-dev
+libcapstone-dev libelf-dev sqlite3 python3 strace libxml2-utils libmimalloc-dev
+libgoogle-perftools-dev"
 
 # The words of $1 on one line, separated by single spaces.
 _arenashim_words() {
