@@ -95,6 +95,8 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
         meta->span_head = start;
         meta->next = 0;
         meta->owner_start = 0;
+        meta->populated_end = 0;
+        meta->resident_dead = 0;
         __atomic_store_n(&meta->faulted_end, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&meta->retired_end, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&meta->state, CHUNK_LIVE, __ATOMIC_RELEASE);
@@ -173,6 +175,33 @@ bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
     stats_add(&core.counters.fault_calls, 1);
     stats_add(&core.counters.bytes_faulted, len);
     stats_add(&core.counters.bytes_recycled, len);
+    return true;
+}
+
+bool chunk_protect_range(uintptr_t start, uintptr_t end)
+{
+    if (mprotect((void *)start, end - start, PROT_NONE) != 0)
+        return false;
+    stats_add(&core.counters.fault_calls, 1);
+    stats_add(&core.counters.bytes_faulted, end - start);
+    return true;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static bool populate_unsupported;
+
+bool chunk_populate(uintptr_t start, uintptr_t end)
+{
+    if (populate_unsupported || end <= start)
+        return false;
+    if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0) {
+        if (errno == EINVAL)
+            populate_unsupported = true; /* Linux before 5.14 */
+        return false;
+    }
     return true;
 }
 

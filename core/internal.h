@@ -85,6 +85,8 @@ struct chunk_meta {
     uint32_t owner_start; /* offset at which the owning region began using it */
     uint32_t faulted_end; /* bytes [0, faulted_end) are faulted */
     uint32_t retired_end; /* bytes [0, retired_end) belong to ended regions (partial_reuse) */
+    uint32_t populated_end; /* pages below were populated ahead of use (MADV_POPULATE_WRITE) */
+    uint8_t resident_dead;  /* some faulted pages were only protected, not discarded */
     struct dead_range *dead_ranges;
 };
 
@@ -378,6 +380,11 @@ void chunk_fault_range(uintptr_t start, uintptr_t end);
  * fault: the old addresses die as with chunk_fault_range, but the next region reuses the
  * pages instead of faulting in fresh ones.  false (nothing changed) when the kernel cannot. */
 bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to);
+/* Makes [start, end) PROT_NONE without discarding it (one cheap system call; the pages are
+ * given back when the chunk is quarantined).  false when the kernel refuses. */
+bool chunk_protect_range(uintptr_t start, uintptr_t end);
+/* Faults in [start, end) in one system call, ahead of use; false when unsupported. */
+bool chunk_populate(uintptr_t start, uintptr_t end);
 void chunk_record_dead_range(uint32_t head, const struct dead_range *range);
 void chunk_quarantine(uint32_t head);
 /* Returns a quarantined chunk or span to the available set (after a scan). */

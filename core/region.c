@@ -22,7 +22,13 @@
 
 static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
 
-#define RECYCLE_MIN_PAGES 2
+/* Region end in strict mode, by how many pages the region used (measured on these machines,
+ * docs/performance.md): from RECYCLE_MIN_PAGES up the pages move to the next region's
+ * addresses (mremap: no zeroing, no faults); below it they are only protected (one cheap
+ * mprotect; given back when the chunk is quarantined) and the next region finds pages
+ * populated ahead in batches of POPULATE_AHEAD_PAGES. */
+#define RECYCLE_MIN_PAGES 4
+#define POPULATE_AHEAD_PAGES 32
 
 /* Tails smaller than this are not worth a spare slot: the chunk is retired whole. */
 static size_t spare_min_bytes(void)
@@ -95,11 +101,27 @@ static void retire_current_chunk(struct region *region)
     region->dirty_end = NULL;
 }
 
+/* Populates the pages a region is about to use, a batch at a time, unless physical pages
+ * already wait there (recycled from an earlier region). */
+static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset, uint32_t present_end)
+{
+    if (core.options.on_dangling == ON_DANGLING_RECOVER || present_end > offset ||
+        meta->populated_end >= offset + PAGE_SIZE_BYTES)
+        return;
+    uintptr_t from = (uintptr_t)chunk + (meta->populated_end > offset ? meta->populated_end : offset);
+    uintptr_t to = from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
+    if (to > (uintptr_t)chunk + core.chunk_size)
+        to = (uintptr_t)chunk + core.chunk_size;
+    if (chunk_populate(from, to))
+        meta->populated_end = (uint32_t)(to - (uintptr_t)chunk);
+}
+
 static void start_in_chunk(struct region *region, uint32_t index, uint32_t offset,
                            uint32_t present_end)
 {
     char *chunk = chunk_address(index);
     core.chunks[index].owner_start = offset;
+    populate_ahead(&core.chunks[index], chunk, offset, present_end);
     region->current_chunk = index + 1;
     region->cursor = chunk + offset;
     region->high_water = chunk + offset;
@@ -256,6 +278,10 @@ static void fault_batch_flush(struct fault_batch *batch)
 
 static void fault_batch_quarantine(struct fault_batch *batch, uint32_t index)
 {
+    /* The scan reads live chunks from faulted_end on, with the world stopped at any point:
+     * mark the chunk dead before its pages stop being readable. */
+    for (uint32_t i = index; i < index + core.chunks[index].span_chunks; i++)
+        __atomic_store_n(&core.chunks[i].faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
     if (batch->quarantine_count == FAULT_BATCH_CHUNKS)
         fault_batch_flush(batch);
     batch->quarantine[batch->quarantine_count++] = index;
@@ -318,6 +344,21 @@ static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offs
     return true;
 }
 
+/* The pages of a small region are only protected: one mprotect, and they are discarded with
+ * the chunk.  faulted_end moves first, so a scan never reads a page as it turns PROT_NONE. */
+static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, uintptr_t used_end,
+                                uint32_t offset)
+{
+    uint32_t previous = meta->faulted_end;
+    __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELEASE);
+    if (!chunk_protect_range(used_start, used_end)) {
+        __atomic_store_n(&meta->faulted_end, previous, __ATOMIC_RELEASE);
+        return false;
+    }
+    meta->resident_dead = 1;
+    return true;
+}
+
 /* Strict mode's cheap way to keep its promise: the region's pages move (mremap) to just
  * past the pages already waiting in the chunk, and the old addresses fault.  The next region
  * finds physical pages in place instead of taking a page fault per page, which on these
@@ -325,8 +366,6 @@ static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offs
 static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, uintptr_t dirty_end,
                                     uintptr_t chunk_end)
 {
-    /* One page moves for two system calls where a discard costs one plus a fault: below
-     * RECYCLE_MIN_PAGES discarding is cheaper (bench/alloc_micro: pairs vs region_16k). */
     if (core.options.on_dangling == ON_DANGLING_RECOVER ||
         used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES)
         return 0;
@@ -351,8 +390,10 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
         uintptr_t chunk_end = chunk + ((uintptr_t)meta->span_chunks << core.chunk_shift);
         record_range(region, index, used_start, chunk_end, end_pc);
         /* The part before owner_start belongs to earlier regions: already faulted in strict
-         * mode; with partial_reuse it is faulted here, now that the chunk is done. */
-        fault_batch_add(&batch, core.options.partial_reuse ? chunk : used_start, chunk_end);
+         * mode (but maybe only protected: then discarded here); with partial_reuse it is
+         * faulted here, now that the chunk is done. */
+        fault_batch_add(&batch, core.options.partial_reuse || meta->resident_dead ? chunk : used_start,
+                        chunk_end);
         fault_batch_quarantine(&batch, index);
     }
 
@@ -381,16 +422,22 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
             uint32_t offset = (uint32_t)(used_end - chunk);
             uintptr_t dirty_end = align_up((uintptr_t)region->dirty_end, PAGE_SIZE_BYTES);
             uintptr_t present_end;
+            bool small = used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES;
             if (can_give_spare(spare_owner, offset) &&
                 (present_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end)) != 0) {
                 give_spare(spare_owner, index, offset, (uint32_t)(present_end - chunk));
                 __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
+            } else if (small && used_end > used_start && can_give_spare(spare_owner, offset) &&
+                       core.options.on_dangling != ON_DANGLING_RECOVER &&
+                       protect_dead_prefix(meta, used_start, used_end, offset)) {
+                give_spare(spare_owner, index, offset,
+                           (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk));
             } else if (give_spare(spare_owner, index, offset,
                                   (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk))) {
                 fault_batch_add(&batch, used_start, used_end);
                 __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
             } else {
-                fault_batch_add(&batch, used_start, chunk_end);
+                fault_batch_add(&batch, meta->resident_dead ? chunk : used_start, chunk_end);
                 fault_batch_quarantine(&batch, index);
             }
         }
