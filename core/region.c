@@ -376,6 +376,30 @@ static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, ui
     return destination + len;
 }
 
+/* A large region leaves whole chunks behind.  Their physical pages move to a fresh chunk that
+ * becomes the thread's spare, so the next large region finds a chunk of pages in place where
+ * it would take a fault per page.  A thread keeps at most THREAD_SPARE_CHUNKS chunks of dead
+ * regions' pages this way (one slot stays for the current chunk's tail). */
+static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
+{
+    struct chunk_meta *meta = &core.chunks[index];
+    if (core.options.on_dangling == ON_DANGLING_RECOVER || owner == NULL || owner->spare_count >= THREAD_SPARE_CHUNKS - 1 ||
+        meta->span_chunks != 1 || !can_give_spare(owner, 0))
+        return false;
+    uint32_t fresh;
+    if (!chunk_acquire(1, &fresh))
+        return false;
+    uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
+    /* The pages still readable: from where this region began (earlier ones may be protected,
+     * which a single move cannot span). */
+    uintptr_t start = from + meta->owner_start;
+    size_t len = (size_t)core.chunk_size - meta->owner_start;
+    __atomic_store_n(&meta->faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
+    bool moved = chunk_recycle_pages(start, len, to);
+    give_spare(owner, fresh, 0, moved ? (uint32_t)len : 0);
+    return moved;
+}
+
 void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
 {
     struct fault_batch batch = { 0 };
@@ -392,8 +416,11 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
         /* The part before owner_start belongs to earlier regions: already faulted in strict
          * mode (but maybe only protected: then discarded here); with partial_reuse it is
          * faulted here, now that the chunk is done. */
-        fault_batch_add(&batch, core.options.partial_reuse || meta->resident_dead ? chunk : used_start,
-                        chunk_end);
+        uintptr_t dead_from = core.options.partial_reuse || meta->resident_dead ? chunk : used_start;
+        if (recycle_whole_chunk(index, spare_owner))
+            fault_batch_add(&batch, dead_from, used_start); /* the rest moved and faulted */
+        else
+            fault_batch_add(&batch, dead_from, chunk_end);
         fault_batch_quarantine(&batch, index);
     }
 
