@@ -440,7 +440,10 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
              * fills and is faulted, but their bytes are never handed out again. */
             uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
             __atomic_store_n(&meta->retired_end, offset, __ATOMIC_RELAXED);
-            if (!give_spare(spare_owner, index, offset, offset)) {
+            /* Recycled pages past the cursor are still dirty for the next region's calloc. */
+            uintptr_t dirty_end = (uintptr_t)region->dirty_end;
+            uint32_t present_end = dirty_end > chunk + offset ? (uint32_t)(dirty_end - chunk) : offset;
+            if (!give_spare(spare_owner, index, offset, present_end)) {
                 fault_batch_add(&batch, chunk, chunk_end);
                 fault_batch_quarantine(&batch, index);
             }
