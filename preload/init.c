@@ -244,10 +244,45 @@ __attribute__((constructor(101))) static void arenashim_load(void)
     shim_ensure_initialized();
 }
 
+/* Programs that start the user's program rather than being it: with one of these first on
+ * the command line (`strace ./server`, `perf record ./server`, `sh -c ./server`), the program
+ * it runs is the root process. */
+bool shim_is_launcher(void)
+{
+    static const char *launchers[] = {
+        "env", "time", "timeout", "nice", "ionice", "taskset", "chrt", "numactl", "setarch",
+        "stdbuf", "nohup", "flock", "xargs", "strace", "ltrace", "perf", "gdb", "valgrind",
+        "sh", "bash", "dash", "zsh", "ksh", "busybox", "sudo", "su", "runuser", "setsid",
+        "hyperfine", "make", "catchsegv", "unshare", "nsenter", NULL,
+    };
+    char path[512];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return false;
+    path[n] = '\0';
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    for (unsigned i = 0; launchers[i]; i++) {
+        size_t len = strlen(launchers[i]);
+        /* "python3.11", "perf_6.1": a launcher's name followed by a version. */
+        if (strncmp(name, launchers[i], len) == 0 &&
+            (name[len] == '\0' || name[len] == '.' || name[len] == '_' || name[len] == '-' ||
+             (name[len] >= '0' && name[len] <= '9')))
+            return true;
+    }
+    return false;
+}
+
 void shim_write_stats(void)
 {
     static char buffer[64 << 10];
     if (!core.initialized)
+        return;
+    /* A launcher (strace, perf, sh) exits after the program it ran and would overwrite that
+     * program's statistics file with its own empty one. */
+    struct core_counters counters;
+    stats_sum(&counters);
+    if (counters.retired.regions_begun == 0 && shim_is_launcher())
         return;
     if (core.options.stats) {
         size_t n = stats_format_text(buffer, sizeof buffer);

@@ -43,6 +43,8 @@ static inline void shim_sync_region(struct thread_state *thread)
 }
 /* Writes "arenashim: error: MESSAGE" and exits with status 2 (start-up errors only). */
 __attribute__((noreturn)) void shim_fatal_startup(const char *message);
+/* Is this process a launcher (a shell, env, strace, perf...) rather than the user's program? */
+bool shim_is_launcher(void);
 extern int shim_log_fd;
 
 /* --- caller_filter.c ------------------------------------------------------------------------- */
