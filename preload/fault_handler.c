@@ -48,7 +48,7 @@ static void report_region_site(struct report *report, const char *what, uint32_t
     if (stack_table_get(stack))
         report_stack(report, stack);
     else
-        report_frame(report, 0, pc);
+        report_frame_at(report, 0, pc, true); /* the return address of the begin/end call */
 }
 
 static void report_dangling(const struct dangling_info *info, ucontext_t *context, uint32_t site,

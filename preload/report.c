@@ -72,6 +72,12 @@ void report_decimal(struct report *report, uint64_t value)
 
 void report_frame(struct report *report, unsigned index, uintptr_t pc)
 {
+    report_frame_at(report, index, pc, index > 0);
+}
+
+void report_frame_at(struct report *report, unsigned index, uintptr_t pc, bool return_address)
+{
+    unsigned back = return_address ? 1 : 0;
     struct symbolized where = { .module = "" };
     report_string(report, "    #");
     report_decimal(report, index);
@@ -79,18 +85,18 @@ void report_frame(struct report *report, unsigned index, uintptr_t pc)
     report_hex(report, pc);
     /* Name the instruction that made the call, not the one after it: pc - 1 stays inside
      * the calling function even when the call was its last instruction. */
-    bool named = pc != 0 && symbolize(pc - (index ? 1 : 0), &where);
+    bool named = pc != 0 && symbolize(pc - back, &where);
     if (where.module[0]) {
         report_string(report, " ");
         report_string(report, where.module);
         report_string(report, "+");
-        report_hex(report, where.module_offset + (index ? 1 : 0));
+        report_hex(report, where.module_offset + back);
     }
     if (named) {
         report_string(report, " (");
         report_string(report, where.symbol);
         report_string(report, "+");
-        report_hex(report, where.symbol_offset + (index ? 1 : 0));
+        report_hex(report, where.symbol_offset + back);
         report_string(report, ")");
     }
     report_string(report, "\n");

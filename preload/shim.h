@@ -100,6 +100,8 @@ void report_hex(struct report *report, uintptr_t value);
 void report_decimal(struct report *report, uint64_t value);
 /* "    #i 0xPC module+0xOFF (symbol+0xOFF)\n" */
 void report_frame(struct report *report, unsigned index, uintptr_t pc);
+/* The same for a pc that is a return address (named by the call before it) or not. */
+void report_frame_at(struct report *report, unsigned index, uintptr_t pc, bool return_address);
 /* The frames of an interned stack (stack_table.h). */
 void report_stack(struct report *report, uint32_t stack_id);
 /* The frames of the current thread from a signal context, or from here when ucontext is NULL. */
