@@ -115,8 +115,8 @@ void thread_state_exit(struct thread_state *thread)
     for (unsigned i = 0; i < thread->spare_count; i++) {
         uint32_t index = thread->spares[i].chunk;
         uintptr_t chunk = (uintptr_t)chunk_address(index);
-        bool whole = core.options.partial_reuse || core.chunks[index].resident_dead;
-        uintptr_t start = chunk + (whole ? 0 : thread->spares[i].offset);
+        /* Whole, from the chunk's start: one fresh mapping that merges with its neighbours. */
+        uintptr_t start = chunk;
         __atomic_store_n(&core.chunks[index].faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
         chunk_fault_range(start, chunk + core.chunk_size);
         chunk_quarantine(index);

@@ -27,8 +27,9 @@ static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
  * addresses (mremap: no zeroing, no faults); below it they are only protected (one cheap
  * mprotect; given back when the chunk is quarantined) and the next region finds pages
  * populated ahead in batches of POPULATE_AHEAD_PAGES. */
-#define RECYCLE_MIN_PAGES 4
+#define RECYCLE_MIN_PAGES 16
 #define POPULATE_AHEAD_PAGES 32
+#define POPULATE_KEEP_AHEAD_PAGES 16
 
 /* Tails smaller than this are not worth a spare slot: the chunk is retired whole. */
 static size_t spare_min_bytes(void)
@@ -106,7 +107,7 @@ static void retire_current_chunk(struct region *region)
 static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset, uint32_t present_end)
 {
     if (core.options.on_dangling == ON_DANGLING_RECOVER || present_end > offset ||
-        meta->populated_end >= offset + PAGE_SIZE_BYTES)
+        meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES)
         return;
     uintptr_t from = (uintptr_t)chunk + (meta->populated_end > offset ? meta->populated_end : offset);
     uintptr_t to = from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
@@ -390,10 +391,12 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
     if (!chunk_acquire(1, &fresh))
         return false;
     uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
-    /* The pages still readable: from where this region began (earlier ones may be protected,
-     * which a single move cannot span). */
-    uintptr_t start = from + meta->owner_start;
-    size_t len = (size_t)core.chunk_size - meta->owner_start;
+    /* The pages still readable: with partial_reuse the whole chunk (earlier regions' objects
+     * were never faulted); in strict mode from where this region began (earlier pages are
+     * faulted or protected, which a single move cannot span). */
+    uint32_t first = core.options.partial_reuse ? 0 : meta->owner_start;
+    uintptr_t start = from + first;
+    size_t len = (size_t)core.chunk_size - first;
     __atomic_store_n(&meta->faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
     bool moved = chunk_recycle_pages(start, len, to);
     give_spare(owner, fresh, 0, moved ? (uint32_t)len : 0);
@@ -416,11 +419,13 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
         /* The part before owner_start belongs to earlier regions: already faulted in strict
          * mode (but maybe only protected: then discarded here); with partial_reuse it is
          * faulted here, now that the chunk is done. */
-        uintptr_t dead_from = core.options.partial_reuse || meta->resident_dead ? chunk : used_start;
+        /* A chunk going to quarantine is faulted whole, from its start, by one fresh mapping:
+         * its pieces (faulted, protected, moved at different times) become one mapping that
+         * merges with its quarantined neighbours, so kernel mappings do not pile up. */
         if (recycle_whole_chunk(index, spare_owner))
-            fault_batch_add(&batch, dead_from, used_start); /* the rest moved and faulted */
+            fault_batch_add(&batch, chunk, core.options.partial_reuse ? chunk : used_start);
         else
-            fault_batch_add(&batch, dead_from, chunk_end);
+            fault_batch_add(&batch, chunk, chunk_end);
         fault_batch_quarantine(&batch, index);
     }
 
@@ -444,7 +449,10 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
             uintptr_t dirty_end = (uintptr_t)region->dirty_end;
             uint32_t present_end = dirty_end > chunk + offset ? (uint32_t)(dirty_end - chunk) : offset;
             if (!give_spare(spare_owner, index, offset, present_end)) {
-                fault_batch_add(&batch, chunk, chunk_end);
+                /* The chunk is done: its pages (all of them: none was faulted in this mode)
+                 * go on to a fresh chunk, or are discarded with it. */
+                if (!recycle_whole_chunk(index, spare_owner))
+                    fault_batch_add(&batch, chunk, chunk_end);
                 fault_batch_quarantine(&batch, index);
             }
         } else {
@@ -467,7 +475,10 @@ void region_finish(struct region *region, struct thread_state *spare_owner, uint
                 fault_batch_add(&batch, used_start, used_end);
                 __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
             } else {
-                fault_batch_add(&batch, meta->resident_dead ? chunk : used_start, chunk_end);
+                /* Faulted whole from its start, as retired chunks are (see above).  (Handing
+                 * its pages on, as partial_reuse does here, left unmerged kernel mappings
+                 * behind in strict mode: tests/integration mappings/.) */
+                fault_batch_add(&batch, chunk, chunk_end);
                 fault_batch_quarantine(&batch, index);
             }
         }
