@@ -10,7 +10,9 @@
  *              4 fresh pages touched for the next round
  * Run it once plain and once with the markers: the differences are the hook's cost.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,9 @@
  *
  *     mt_scaling 1 2 4 8 16
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
