@@ -8,7 +8,6 @@
  */
 #include "scan.h"
 
-#if defined(__x86_64__)
 #include <immintrin.h>
 
 __attribute__((target("avx2"))) static void scan_kernel_avx2(const uintptr_t *words, size_t count)
@@ -38,9 +37,3 @@ scan_kernel_fn scan_kernel_select(void)
         return scan_kernel_avx2;
     return scan_kernel_scalar;
 }
-#else
-scan_kernel_fn scan_kernel_select(void)
-{
-    return scan_kernel_scalar;
-}
-#endif
