@@ -10,6 +10,8 @@
  * child never inherits a lock held by a thread that does not exist there.
  */
 #include "internal.h"
+#include "stack_table.h"
+#include "trace_log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -152,8 +154,15 @@ void core_unlock_all(void)
 
 void core_fork_child(struct thread_state *survivor)
 {
+    /* The locks taken before fork are released; the others may have been held by a thread
+     * that does not exist here: they are reset (their structures were consistent enough for
+     * the parent, which goes on; the child only adds to them). */
     core_unlock_all();
     metadata_fork_child();
+    chunk_fork_child();
+    region_fork_child();
+    stack_table_fork_child();
+    trace_log_fork_child();
     /* The other threads are gone: their records stop counting as alive (their open regions
      * keep their memory, which the child may still reach through the parent's pointers). */
     for (struct thread_state *t = core.all_threads; t; t = t->next_all)

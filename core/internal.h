@@ -424,7 +424,6 @@ struct fixed_pool {
 #define FIXED_POOL_INIT(type) { SPIN_LOCK_INIT, sizeof(type), NULL, NULL, NULL }
 void *fixed_pool_alloc(struct fixed_pool *pool); /* zeroed */
 void fixed_pool_free(struct fixed_pool *pool, void *object);
-bool metadata_contains(uintptr_t address);
 unsigned metadata_ranges(uintptr_t (*ranges)[2], unsigned max);
 void metadata_fork_child(void);
 

@@ -88,15 +88,6 @@ void *metadata_map(size_t bytes)
     return p;
 }
 
-bool metadata_contains(uintptr_t address)
-{
-    unsigned count = __atomic_load_n(&registry.count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < count; i++)
-        if (address - registry.ranges[i][0] < registry.ranges[i][1] - registry.ranges[i][0])
-            return true;
-    return false;
-}
-
 unsigned metadata_ranges(uintptr_t (*ranges)[2], unsigned max)
 {
     unsigned count = __atomic_load_n(&registry.count, __ATOMIC_ACQUIRE);

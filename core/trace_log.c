@@ -49,6 +49,11 @@ struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address)
     return NULL;
 }
 
+void trace_log_fork_child(void)
+{
+    spin_lock_reset(&block_pool.lock);
+}
+
 void trace_log_retain(struct trace_block *head)
 {
     if (head)

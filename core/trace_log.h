@@ -35,5 +35,6 @@ bool trace_log_append(struct trace_block **head, uintptr_t address, uint64_t siz
 struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address);
 void trace_log_retain(struct trace_block *head);
 void trace_log_release(struct trace_block *head);
+void trace_log_fork_child(void);
 
 #endif

@@ -29,6 +29,8 @@
 extern int __sigaction(int signal, const struct sigaction *action, struct sigaction *old);
 
 static struct sigaction program_action; /* what the program believes is installed */
+static spin_lock report_buffer_lock = SPIN_LOCK_INIT;
+static spin_lock escaped_free_lock = SPIN_LOCK_INIT;
 static bool installed;
 static spin_lock action_lock = SPIN_LOCK_INIT;
 
@@ -55,7 +57,6 @@ static void report_dangling(const struct dangling_info *info, ucontext_t *contex
                             bool write)
 {
     static struct report report; /* static: the fault may come on a small alternate stack */
-    static spin_lock report_buffer_lock = SPIN_LOCK_INIT;
     spin_lock_acquire(&report_buffer_lock);
     report_init(&report);
     report_string(&report, "==");
@@ -287,8 +288,8 @@ static void report_escaped_free(uintptr_t address)
     static uint32_t reported_sites[256];
     static unsigned reported_count;
     static int reported_untraced;
-    static spin_lock lock = SPIN_LOCK_INIT;
     static struct report report;
+    spin_lock *lock = &escaped_free_lock;
     if (core.options.verbose == 0)
         return;
     struct dangling_info info;
@@ -296,7 +297,7 @@ static void report_escaped_free(uintptr_t address)
         return;
     const struct trace_record *object = trace_log_find(info.range.trace, address);
     uint32_t site = object ? object->stack : 0;
-    spin_lock_acquire(&lock);
+    spin_lock_acquire(lock);
     bool seen = false;
     if (site) {
         for (unsigned i = 0; i < reported_count && !seen; i++)
@@ -323,7 +324,14 @@ static void report_escaped_free(uintptr_t address)
         }
         report_emit(&report);
     }
-    spin_lock_release(&lock);
+    spin_lock_release(lock);
+}
+
+void fault_handler_fork_child(void)
+{
+    spin_lock_reset(&action_lock);
+    spin_lock_reset(&report_buffer_lock);
+    spin_lock_reset(&escaped_free_lock);
 }
 
 void fault_handler_set_escape_hook(void)

@@ -21,11 +21,14 @@
 
 /* Open addressing keyed by extent start: jemalloc splits, merges and unmaps extents all the
  * time, so recording and forgetting must be O(1); the rare "is this address heap?" question
- * of a scan report walks the slots. */
+ * of a scan report walks the slots.  Forgetting leaves a tombstone; when live entries and
+ * tombstones fill three quarters of the table, the live ones are rehashed into the other of
+ * two tables (metadata is never unmapped, so the two are reused in turn). */
 static struct {
     spin_lock lock;
-    unsigned used;
+    unsigned live, occupied;
     uintptr_t (*slots)[2]; /* start (0 empty, TOMBSTONE deleted), end */
+    uintptr_t (*spare)[2];
 } table;
 
 static extent_hooks_t *original_hooks[ARENAS_MAX];
@@ -36,19 +39,50 @@ static size_t slot_of(uintptr_t start)
     return (size_t)((start >> 12) * 0x9e3779b97f4a7c15ull >> 47) & (HEAP_RANGE_SLOTS - 1);
 }
 
+static void insert(uintptr_t (*slots)[2], uintptr_t start, uintptr_t end)
+{
+    size_t reuse = SIZE_MAX;
+    size_t i = slot_of(start);
+    for (;; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
+        if (slots[i][0] == start) {
+            slots[i][1] = end;
+            return;
+        }
+        if (slots[i][0] == TOMBSTONE && reuse == SIZE_MAX)
+            reuse = i;
+        if (slots[i][0] == 0)
+            break;
+    }
+    if (reuse == SIZE_MAX) {
+        reuse = i;
+        table.occupied++;
+    }
+    slots[reuse][0] = start;
+    slots[reuse][1] = end;
+    table.live++;
+}
+
+static void rehash(void)
+{
+    uintptr_t (*from)[2] = table.slots, (*to)[2] = table.spare;
+    for (size_t i = 0; i < HEAP_RANGE_SLOTS; i++)
+        to[i][0] = to[i][1] = 0;
+    table.live = table.occupied = 0;
+    for (size_t i = 0; i < HEAP_RANGE_SLOTS; i++)
+        if (from[i][0] > TOMBSTONE)
+            insert(to, from[i][0], from[i][1]);
+    table.slots = to;
+    table.spare = from;
+}
+
 static void record(uintptr_t start, size_t size)
 {
     spin_lock_acquire(&table.lock);
-    if (table.slots && table.used < HEAP_RANGE_SLOTS * 3 / 4) {
-        for (size_t i = slot_of(start);; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
-            if (table.slots[i][0] <= TOMBSTONE || table.slots[i][0] == start) {
-                if (table.slots[i][0] != start)
-                    table.used++;
-                table.slots[i][0] = start;
-                table.slots[i][1] = start + size;
-                break;
-            }
-        }
+    if (table.slots) {
+        if (table.occupied >= HEAP_RANGE_SLOTS * 3 / 4)
+            rehash();
+        if (table.occupied < HEAP_RANGE_SLOTS * 3 / 4)
+            insert(table.slots, start, start + size);
     }
     spin_lock_release(&table.lock);
 }
@@ -61,6 +95,7 @@ static void forget(uintptr_t start, size_t size)
         for (size_t i = slot_of(start); table.slots[i][0] != 0; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
             if (table.slots[i][0] == start) {
                 table.slots[i][0] = TOMBSTONE; /* keeps later entries of the probe reachable */
+                table.live--;
                 break;
             }
         }
@@ -162,6 +197,9 @@ static bool hook_merge(extent_hooks_t *h, void *a, size_t sa, void *b, size_t sb
 void heap_ranges_init(void)
 {
     table.slots = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
+    table.spare = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
+    if (table.spare == NULL)
+        table.slots = NULL;
     unsigned narenas = 0;
     size_t len = sizeof narenas;
     if (table.slots == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
@@ -184,6 +222,11 @@ void heap_ranges_init(void)
         extent_hooks_t *mine = &wrapped_hooks[i];
         mallctl(name, NULL, NULL, &mine, sizeof mine);
     }
+}
+
+void heap_ranges_fork_child(void)
+{
+    spin_lock_reset(&table.lock);
 }
 
 bool heap_ranges_contains(uintptr_t address)

@@ -9,5 +9,6 @@
 
 void heap_ranges_init(void);
 bool heap_ranges_contains(uintptr_t address);
+void heap_ranges_fork_child(void);
 
 #endif

@@ -87,8 +87,6 @@ void shadow_restore_return_addresses(void);
 /* Puts the stub back into every slot that holds its real return address again. */
 void shadow_reinstall_all(void);
 void shadow_reinstall_return_addresses(uintptr_t stack_pointer);
-/* The real return address for a stub address seen at slot, for backtraces. */
-uintptr_t shadow_translate(uintptr_t slot, uintptr_t address);
 void hook_thread_exit(void);
 
 /* --- architecture-specific (hook_x86_64.c) ------------------------------------------------ */

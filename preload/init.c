@@ -20,6 +20,7 @@
 #include "summary.h"
 #include "hook.h"
 #include "markers.h"
+#include "symbolize.h"
 #include "unwind_guard.h"
 
 #include <errno.h>
@@ -155,6 +156,10 @@ static void fork_child(void)
     core_fork_child(shim_thread);
     report_fork_child();
     collector_fork_child();
+    fault_handler_fork_child();
+    heap_ranges_fork_child();
+    symbolize_fork_child();
+    markers_fork_child();
     if (shim_thread)
         shim_thread->tid = (pid_t)syscall(SYS_gettid);
     if (core.options.log_path[0] && strstr(core.options.log_path, "%p")) {

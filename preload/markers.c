@@ -432,6 +432,11 @@ void markers_after_dlopen(void)
     spin_lock_release(&markers_lock);
 }
 
+void markers_fork_child(void)
+{
+    spin_lock_reset(&markers_lock);
+}
+
 void markers_report_unresolved(void)
 {
     if (!root_process && core.options.verbose == 0)

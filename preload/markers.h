@@ -13,5 +13,6 @@ void markers_init(void);
 void markers_after_dlopen(void);
 /* At exit: list markers that never resolved or were refused. */
 void markers_report_unresolved(void);
+void markers_fork_child(void);
 
 #endif

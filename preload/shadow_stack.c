@@ -199,17 +199,6 @@ void shadow_reinstall_all(void)
     }
 }
 
-uintptr_t shadow_translate(uintptr_t slot, uintptr_t address)
-{
-    struct shadow_stack *shadow = hook_shadow;
-    if (address != (uintptr_t)arenashim_exit_stub || shadow == NULL)
-        return address;
-    for (unsigned i = shadow->depth; i > 0; i--)
-        if (shadow->entries[i - 1].slot == slot)
-            return shadow->entries[i - 1].real_return;
-    return address;
-}
-
 void hook_thread_exit(void)
 {
     while (hook_region_cache) {

@@ -86,6 +86,7 @@ bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write);
 void syscall_guard_init(void);
 /* Reports frees after region end (verbose), through core.escape_hook. */
 void fault_handler_set_escape_hook(void);
+void fault_handler_fork_child(void);
 
 /* --- report.c -------------------------------------------------------------------------------- */
 

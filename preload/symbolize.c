@@ -119,6 +119,11 @@ static bool lookup(const struct module_symbols *module, uintptr_t offset, struct
     return true;
 }
 
+void symbolize_fork_child(void)
+{
+    spin_lock_reset(&cache_lock);
+}
+
 bool symbolize(uintptr_t pc, struct symbolized *out)
 {
     Dl_info info;

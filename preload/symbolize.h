@@ -17,5 +17,6 @@ struct symbolized {
 
 /* Async-signal-safe in practice: dladdr, open/mmap of the module file, no malloc. */
 bool symbolize(uintptr_t pc, struct symbolized *out);
+void symbolize_fork_child(void);
 
 #endif
