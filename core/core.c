@@ -6,8 +6,10 @@
  * records (thread_state) are created when a thread first opens a region and retired at
  * thread exit, when their open regions end and their counters fold into the global ones;
  * records are recycled, never unmapped, so a stale pointer to one stays harmless.
- * Fork: every lock is taken before fork and released after it in both processes, so the
- * child never inherits a lock held by a thread that does not exist there.
+ * Fork: the locks of the chunk table, the thread list and the pools are taken before fork and
+ * released after it in both processes (their structures are then whole in the child); the
+ * rest, held only for short table updates, are reset in the child, so it never waits for a
+ * thread that does not exist there.
  */
 #include "internal.h"
 #include "stack_table.h"
