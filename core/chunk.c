@@ -178,6 +178,25 @@ bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
     return true;
 }
 
+bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
+{
+    if (recycling_unsupported || len == 0)
+        return false;
+    void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                         (void *)to);
+    if (moved != MAP_FAILED)
+        return true;
+    int error = errno;
+    /* As in chunk_recycle_pages: the destination may have been unmapped before the failure. */
+    void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
+                   MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED && errno != EEXIST)
+        madvise((void *)to, len, MADV_DONTNEED);
+    if (error == EINVAL)
+        recycling_unsupported = true;
+    return false;
+}
+
 bool chunk_protect_range(uintptr_t start, uintptr_t end)
 {
     if (mprotect((void *)start, end - start, PROT_NONE) != 0)

@@ -380,6 +380,9 @@ void chunk_fault_range(uintptr_t start, uintptr_t end);
  * fault: the old addresses die as with chunk_fault_range, but the next region reuses the
  * pages instead of faulting in fresh ones.  false (nothing changed) when the kernel cannot. */
 bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to);
+/* Moves the physical pages of [from, from + len) to [to, to + len), leaving the old range
+ * mapped and empty (the caller faults it); the destination keeps the source's protection. */
+bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to);
 /* Makes [start, end) PROT_NONE without discarding it (one cheap system call; the pages are
  * given back when the chunk is quarantined).  false when the kernel refuses. */
 bool chunk_protect_range(uintptr_t start, uintptr_t end);
