@@ -399,7 +399,10 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
         return false;
     uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
     size_t size = core.chunk_size;
-    /* Dead before its pages move: a scan that stopped the world midway skips it. */
+    /* Both chunks unreadable to a scan while pages move: one that stopped the world midway
+     * would find protected pages in the fresh chunk before they are made accessible. */
+    struct chunk_meta *fresh_meta = &core.chunks[fresh];
+    __atomic_store_n(&fresh_meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     __atomic_store_n(&meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     size_t live_from = core.options.partial_reuse ? 0 : meta->owner_start;
     bool prefix_moved = false, rest_moved;
@@ -408,6 +411,7 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
     rest_moved = chunk_move_pages(from + live_from, size - live_from, to + live_from);
     if (prefix_moved)
         mprotect((void *)to, live_from, PROT_READ | PROT_WRITE);
+    __atomic_store_n(&fresh_meta->faulted_end, 0, __ATOMIC_RELEASE);
     chunk_fault_range(from, from + size);
     uint32_t present_end = rest_moved ? (uint32_t)size : prefix_moved ? (uint32_t)live_from : 0;
     give_spare(owner, fresh, 0, present_end);
