@@ -145,26 +145,32 @@ void chunk_fault_range(uintptr_t start, uintptr_t end)
 
 static bool recycling_unsupported;
 
-bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
+bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
 {
-    if (recycling_unsupported)
+    if (recycling_unsupported || len == 0)
         return false;
     /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
      * empty: no hole opens at the old addresses. */
     void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
                          (void *)to);
-    if (moved == MAP_FAILED) {
-        int error = errno;
-        /* The kernel unmaps the destination before some failures: map it back at once (it
-         * was untouched tail, so nothing is lost).  EEXIST means it was never unmapped. */
-        void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
-                       MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED && errno != EEXIST)
-            madvise((void *)to, len, MADV_DONTNEED);
-        if (error == EINVAL)
-            recycling_unsupported = true;
+    if (moved != MAP_FAILED)
+        return true;
+    int error = errno;
+    /* The kernel unmaps the destination before some failures: map it back at once (it was
+     * untouched, so nothing is lost).  EEXIST means it was never unmapped. */
+    void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
+                   MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED && errno != EEXIST)
+        madvise((void *)to, len, MADV_DONTNEED);
+    if (error == EINVAL)
+        recycling_unsupported = true;
+    return false;
+}
+
+bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
+{
+    if (!chunk_move_pages(from, len, to))
         return false;
-    }
     /* The emptied old range gets a fresh PROT_NONE mapping with the reservation's flags, so it
      * merges with the faulted part before it (mprotect would leave a separate mapping behind,
      * one per region, until vm.max_map_count runs out). */
@@ -176,25 +182,6 @@ bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
     stats_add(&core.counters.bytes_faulted, len);
     stats_add(&core.counters.bytes_recycled, len);
     return true;
-}
-
-bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
-{
-    if (recycling_unsupported || len == 0)
-        return false;
-    void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
-                         (void *)to);
-    if (moved != MAP_FAILED)
-        return true;
-    int error = errno;
-    /* As in chunk_recycle_pages: the destination may have been unmapped before the failure. */
-    void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
-                   MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED && errno != EEXIST)
-        madvise((void *)to, len, MADV_DONTNEED);
-    if (error == EINVAL)
-        recycling_unsupported = true;
-    return false;
 }
 
 bool chunk_protect_range(uintptr_t start, uintptr_t end)
