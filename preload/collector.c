@@ -345,7 +345,7 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
                 heap_ranges_contains(scan_state.kept[i].location))
                 scan_state.kept[i].kind = REFERRER_HEAP;
         if (maps_read) {
-            uint64_t released = scan_release_unmarked();
+            scan_release_unmarked(); /* counted in chunks_released */
             stats_add(&core.counters.scans, 1);
             stats_add(&core.counters.scan_bytes, walk->bytes);
             stats_add(&core.counters.scan_ns, pause);
@@ -353,7 +353,6 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
             if (pause > core.counters.scan_pause_max_ns)
                 __atomic_store_n(&core.counters.scan_pause_max_ns, pause, __ATOMIC_RELAXED);
             __atomic_store_n(&core.counters.scan_chunks_kept_last, scan_state.marks, __ATOMIC_RELAXED);
-            (void)released;
             if (core.options.verbose >= 1)
                 report_kept_chunks();
         } else {
