@@ -327,6 +327,7 @@ static void collect_locked(uintptr_t own_stack_pointer, const jmp_buf *own_regis
     }
     walk->metadata_count = metadata_ranges(walk->metadata, 1024);
 
+    heap_ranges_refresh(); /* mallctl takes jemalloc's locks: before the world stops */
     uint64_t start = now_ns();
     if (!stop_world(&world)) {
         stats_add(&core.counters.scan_giveups, 1);

@@ -194,12 +194,13 @@ static bool hook_merge(extent_hooks_t *h, void *a, size_t sa, void *b, size_t sb
     return refused;
 }
 
-void heap_ranges_init(void)
+/* Wraps the extent hooks of the arenas jemalloc has initialised so far.  Arenas are made
+ * lazily (threads are spread over them); hooking one initialises it, which costs about
+ * 80 KiB each, so uninitialised ones are left alone and picked up by a later refresh (each
+ * scan runs one).  Extents made before their arena was hooked are not known: the report then
+ * says "anonymous mapping" rather than "jemalloc heap object". */
+void heap_ranges_refresh(void)
 {
-    table.slots = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
-    table.spare = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
-    if (table.spare == NULL)
-        table.slots = NULL;
     unsigned narenas = 0;
     size_t len = sizeof narenas;
     if (table.slots == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
@@ -208,20 +209,36 @@ void heap_ranges_init(void)
         narenas = ARENAS_MAX;
     for (unsigned i = 0; i < narenas; i++) {
         char name[64];
+        bool initialized = false;
+        if (original_hooks[i] != NULL)
+            continue;
+        snprintf(name, sizeof name, "arena.%u.initialized", i);
+        len = sizeof initialized;
+        if (mallctl(name, &initialized, &len, NULL, 0) != 0 || !initialized)
+            continue;
         snprintf(name, sizeof name, "arena.%u.extent_hooks", i);
         extent_hooks_t *current = NULL;
         len = sizeof current;
         if (mallctl(name, &current, &len, NULL, 0) != 0 || current == NULL)
             continue;
-        original_hooks[i] = current;
         wrapped_hooks[i] = (extent_hooks_t){
             hook_alloc, hook_dalloc, hook_destroy, hook_commit, hook_decommit,
             current->purge_lazy ? hook_purge_lazy : NULL, current->purge_forced ? hook_purge_forced : NULL,
             hook_split, hook_merge,
         };
+        __atomic_store_n(&original_hooks[i], current, __ATOMIC_RELEASE);
         extent_hooks_t *mine = &wrapped_hooks[i];
         mallctl(name, NULL, NULL, &mine, sizeof mine);
     }
+}
+
+void heap_ranges_init(void)
+{
+    table.slots = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
+    table.spare = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
+    if (table.spare == NULL)
+        table.slots = NULL;
+    heap_ranges_refresh();
 }
 
 void heap_ranges_fork_child(void)

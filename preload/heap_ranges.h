@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 void heap_ranges_init(void);
+/* Hooks arenas initialised since the last call (runs before each scan). */
+void heap_ranges_refresh(void);
 bool heap_ranges_contains(uintptr_t address);
 void heap_ranges_fork_child(void);
 
