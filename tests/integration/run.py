@@ -25,13 +25,15 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ROOT / "tests" / "programs"
@@ -53,13 +55,9 @@ def report_re(access, marker):
             r"\(%s of region #\d+, marker '%s'\)$" % (access, re.escape(marker)))
 
 
-class Failure(Exception):
-    """A case did not hold; the message says why."""
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failure(message)
+Failure = harness.Failure
+expect = harness.expect
+describe_status = harness.describe_status
 
 
 # --- building the programs -----------------------------------------------------------------
@@ -137,54 +135,21 @@ class Build:
 
 # --- running ---------------------------------------------------------------------------------
 
-class Run:
-    """What one process did."""
-
-    def __init__(self, argv, rc, stdout, stderr, elapsed):
-        self.argv = argv
-        self.rc = rc
-        self.stdout = stdout
-        self.stderr = stderr
-        self.elapsed = elapsed
-        self.stats = None
-
-    @property
-    def out(self):
-        return self.stdout.decode(errors="replace")
-
-    @property
-    def err(self):
-        return self.stderr.decode(errors="replace")
-
-    def first_err_line(self):
-        lines = self.err.splitlines()
-        return lines[0] if lines else ""
+Run = harness.Run
 
 
 def base_env():
-    env = dict(os.environ)
-    for key in ("LD_PRELOAD", "ARENASHIM_OPTIONS", "ARENASHIM_REGIONS"):
-        env.pop(key, None)
-    env["LC_ALL"] = "C"
+    env = harness.clean_env()
     env["PYTHONHASHSEED"] = "0"
     return env
 
 
 def run_process(argv, env, timeout, stdin=None, cwd=None):
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        stdout, stderr = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        stdout, stderr = proc.communicate()
-        run = Run(argv, None, stdout, stderr, time.monotonic() - start)
-        raise TimedOut(run, timeout)
-    return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
+        rc, stdout, stderr, elapsed, _ = harness.spawn(argv, env, timeout, stdin, cwd)
+    except harness.ProcessTimeout as e:
+        raise TimedOut(Run(argv, None, e.stdout, e.stderr, e.elapsed), timeout)
+    return Run(argv, rc, stdout, stderr, elapsed)
 
 
 class TimedOut(Failure):
@@ -357,17 +322,6 @@ class Case:
             expect(err == "", "stderr is not empty")
         if self.check:
             self.check(run, case_dir)
-
-
-def describe_status(rc):
-    if rc is None:
-        return "none"
-    if rc < 0:
-        try:
-            return "%d (%s)" % (rc, signal.Signals(-rc).name)
-        except ValueError:
-            return str(rc)
-    return str(rc)
 
 
 # --- check helpers ------------------------------------------------------------------------------

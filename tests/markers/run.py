@@ -36,13 +36,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -62,17 +64,13 @@ VARIANTS = {
 }
 
 
-class Failure(Exception):
-    pass
+Failure = harness.Failure
+expect = harness.expect
+describe_status = harness.describe_status
 
 
 class Skip(Exception):
     pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -222,30 +220,10 @@ def avx2_supported():
 
 # --- running ----------------------------------------------------------------------------------
 
-class Run:
-    def __init__(self, argv, rc, stdout, stderr, elapsed):
-        self.argv, self.rc, self.stdout, self.stderr, self.elapsed = argv, rc, stdout, stderr, elapsed
-        self.stats = None
-        self.stats_files = {}
-
-    @property
-    def out(self):
-        return self.stdout.decode(errors="replace")
-
-    @property
-    def err(self):
-        return self.stderr.decode(errors="replace")
-
-    def first_err_line(self):
-        lines = self.err.splitlines()
-        return lines[0] if lines else ""
+Run = harness.Run
 
 
-def base_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENASHIM_")}
-    env.pop("LD_PRELOAD", None)
-    env["LC_ALL"] = "C"
-    return env
+base_env = harness.clean_env
 
 
 def run_process(argv, env, timeout, stdin=None, cwd=None):
@@ -260,29 +238,8 @@ def run_process(argv, env, timeout, stdin=None, cwd=None):
 
 
 def run_once(argv, env, timeout, stdin=None, cwd=None):
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd,
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        raise Failure("timed out after %ss: %s" % (timeout, " ".join(argv)))
-    return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
-
-
-def describe_status(rc):
-    if rc is not None and rc < 0:
-        try:
-            return "%d (%s)" % (rc, signal.Signals(-rc).name)
-        except ValueError:
-            pass
-    return str(rc)
+    rc, stdout, stderr, elapsed, _ = harness.spawn(argv, env, timeout, stdin, cwd)
+    return Run(argv, rc, stdout, stderr, elapsed)
 
 
 def report_re(spec, access="READ"):

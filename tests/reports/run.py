@@ -34,13 +34,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -67,13 +69,8 @@ FREE_REPORT_RE = re.compile(
     r"the object escaped its region(; allocated at:| \(reported once; .*\))")
 
 
-class Failure(Exception):
-    """A case did not hold; the message says why."""
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failure(message)
+Failure = harness.Failure
+expect = harness.expect
 
 
 def expect_equal(actual, expected, what):
@@ -271,46 +268,19 @@ def frame_text_names(frames, function):
 
 # --- building and running ----------------------------------------------------------------------
 
-class Run:
-    def __init__(self, argv, rc, stdout, stderr, pid):
-        self.argv, self.rc, self.stdout, self.stderr, self.pid = argv, rc, stdout, stderr, pid
-
-    @property
-    def out(self):
-        return self.stdout.decode(errors="replace")
-
-    @property
-    def err(self):
-        return self.stderr.decode(errors="replace")
-
+class Run(harness.Run):
     def describe(self):
         tail = self.err.splitlines()[-12:]
         return "$ %s\nexit %s\nstdout: %r\nstderr (last lines):\n%s" % (
             " ".join(self.argv), self.rc, self.stdout[-300:], "\n".join("  " + t for t in tail))
 
 
-def base_env():
-    env = dict(os.environ)
-    for key in list(env):
-        if key == "LD_PRELOAD" or key.startswith("ARENASHIM_"):
-            del env[key]
-    env["LC_ALL"] = "C"
-    return env
+base_env = harness.clean_env
 
 
 def run_process(argv, env, timeout=CASE_TIMEOUT):
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        raise Failure("timed out after %ss: %s" % (timeout, " ".join(map(str, argv))))
-    return Run([str(a) for a in argv], proc.returncode, stdout, stderr, proc.pid)
+    rc, stdout, stderr, elapsed, pid = harness.spawn(argv, env, timeout)
+    return Run([str(a) for a in argv], rc, stdout, stderr, elapsed, pid)
 
 
 class Context:
@@ -719,7 +689,7 @@ def log_path_recover(ctx):
     files = sorted(os.listdir(logs))
     expect_equal(files, ["arena.%d.log" % run.pid], "files in the log directory")
     text = (logs / files[0]).read_text(errors="replace")
-    r = only_report(Run(run.argv, 0, b"", text.encode(), run.pid), "CONTINUING")
+    r = only_report(Run(run.argv, 0, b"", text.encode(), pid=run.pid), "CONTINUING")
     expect(names(r.alloc_frames, "make_name"), "allocation backtrace in the log: %r" % frame_symbols(r.alloc_frames))
     expect_verdict_lines(text, [("handle_request", LEAK_VERDICT_TRACED)])
 
@@ -733,7 +703,7 @@ def log_path_abort(ctx):
     expect(run.stderr == b"", "stderr is not empty with log_path: %r" % run.stderr[:300])
     expect(os.path.exists(log), "log file %s missing" % log)
     with open(log, "rb") as f:
-        r = only_report(Run(run.argv, 0, b"", f.read(), run.pid), "ABORTING")
+        r = only_report(Run(run.argv, 0, b"", f.read(), pid=run.pid), "ABORTING")
     expect(symbol_at(r.access_frames, 0) == "print_last_name", "access backtrace: %r" % frame_symbols(r.access_frames))
 
 

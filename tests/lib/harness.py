@@ -1,0 +1,87 @@
+"""harness.py — what the program suites (tests/*/run.py) share.
+
+Each suite runs real programs under the preload and judges what they did; this module holds
+the parts that do not depend on the suite: the failure exception, the clean environment a
+case starts from, and running a process with a timeout that kills its whole process group.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+
+class Failure(Exception):
+    """A case's expectation did not hold; the message says which."""
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def clean_env():
+    """The environment without arenashim's variables (a case sets the ones it wants) and with
+    a fixed locale, so outputs compare byte for byte."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("ARENASHIM_")}
+    env["LC_ALL"] = "C"
+    return env
+
+
+class ProcessTimeout(Failure):
+    def __init__(self, argv, timeout, stdout, stderr, elapsed):
+        super().__init__("timed out after %ss: %s" % (timeout, " ".join(map(str, argv))))
+        self.argv, self.stdout, self.stderr, self.elapsed = argv, stdout, stderr, elapsed
+
+
+def spawn(argv, env, timeout, stdin=None, cwd=None):
+    """Runs argv in a session of its own; returns (returncode, stdout, stderr, seconds, pid).
+    Past the timeout the whole process group is killed and ProcessTimeout raised."""
+    start = time.monotonic()
+    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd,
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        stdout, stderr = proc.communicate()
+        raise ProcessTimeout(argv, timeout, stdout, stderr, time.monotonic() - start)
+    return proc.returncode, stdout, stderr, time.monotonic() - start, proc.pid
+
+
+def describe_status(rc):
+    """An exit status for a message: "-11 (SIGSEGV)" for a signal."""
+    if rc is None:
+        return "none"
+    if rc < 0:
+        try:
+            return "%d (%s)" % (rc, signal.Signals(-rc).name)
+        except ValueError:
+            return str(rc)
+    return str(rc)
+
+
+class Run:
+    """What one process did: its argv, exit status (None after a timeout) and output."""
+
+    def __init__(self, argv, rc, stdout, stderr, elapsed=0.0, pid=0):
+        self.argv, self.rc, self.stdout, self.stderr = argv, rc, stdout, stderr
+        self.elapsed, self.pid = elapsed, pid
+        self.stats = None
+        self.stats_files = {}
+
+    @property
+    def out(self):
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self):
+        return self.stderr.decode(errors="replace")
+
+    def first_err_line(self):
+        lines = self.err.splitlines()
+        return lines[0] if lines else ""
