@@ -141,24 +141,32 @@ SHIM_EXPORT ssize_t recvfrom(int fd, void *buffer, size_t len, int flags, struct
 SHIM_EXPORT size_t fwrite(const void *buffer, size_t size, size_t count, FILE *stream)
 {
     check(buffer, total_bytes(size, count), false);
+    if (real_fwrite == NULL) /* called before start-up (another library's constructor) */
+        *(void **)&real_fwrite = dlsym(RTLD_NEXT, "fwrite");
     return real_fwrite(buffer, size, count, stream);
 }
 
 SHIM_EXPORT size_t (fwrite_unlocked)(const void *buffer, size_t size, size_t count, FILE *stream)
 {
     check(buffer, total_bytes(size, count), false);
+    if (real_fwrite_unlocked == NULL) /* called before start-up (another library's constructor) */
+        *(void **)&real_fwrite_unlocked = dlsym(RTLD_NEXT, "fwrite_unlocked");
     return real_fwrite_unlocked(buffer, size, count, stream);
 }
 
 SHIM_EXPORT size_t fread(void *buffer, size_t size, size_t count, FILE *stream)
 {
     check(buffer, total_bytes(size, count), true);
+    if (real_fread == NULL) /* called before start-up (another library's constructor) */
+        *(void **)&real_fread = dlsym(RTLD_NEXT, "fread");
     return real_fread(buffer, size, count, stream);
 }
 
 SHIM_EXPORT size_t (fread_unlocked)(void *buffer, size_t size, size_t count, FILE *stream)
 {
     check(buffer, total_bytes(size, count), true);
+    if (real_fread_unlocked == NULL) /* called before start-up (another library's constructor) */
+        *(void **)&real_fread_unlocked = dlsym(RTLD_NEXT, "fread_unlocked");
     return real_fread_unlocked(buffer, size, count, stream);
 }
 
