@@ -44,6 +44,13 @@ static void *(*real_allocate_exception)(size_t);
 static void *(*real_allocate_dependent_exception)(void);
 static int (*real_backtrace)(void **, int);
 
+/* The C++ runtime may be loaded after us (dlopen of a C++ library): look it up on first use. */
+#define RESOLVE(pointer, name)                                                     \
+    do {                                                                           \
+        if (__builtin_expect((pointer) == NULL, 0))                                \
+            *(void **)&(pointer) = dlsym(RTLD_NEXT, name);                         \
+    } while (0)
+
 void unwind_guard_init(void)
 {
     real_longjmp = dlsym(RTLD_NEXT, "longjmp");
@@ -53,13 +60,6 @@ void unwind_guard_init(void)
     real_backtrace = dlsym(RTLD_NEXT, "backtrace");
 }
 
-/* The C++ runtime may be loaded after us (dlopen of a C++ library): look it up on first use. */
-#define RESOLVE(pointer, name)                                                     \
-    do {                                                                           \
-        if (__builtin_expect((pointer) == NULL, 0))                                \
-            *(void **)&(pointer) = dlsym(RTLD_NEXT, name);                         \
-    } while (0)
-
 static void before_jump(struct __jmp_buf_tag *env)
 {
     if (hook_shadow && hook_shadow->depth)
@@ -68,6 +68,7 @@ static void before_jump(struct __jmp_buf_tag *env)
 
 SHIM_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag env[1], int value)
 {
+    RESOLVE(real_longjmp, "longjmp"); /* also before start-up (another library's constructor) */
     before_jump(env);
     real_longjmp(env, value);
     __builtin_unreachable();
@@ -75,6 +76,7 @@ SHIM_EXPORT __attribute__((noreturn)) void longjmp(struct __jmp_buf_tag env[1], 
 
 SHIM_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag env[1], int value)
 {
+    RESOLVE(real__longjmp, "_longjmp"); /* also before start-up (another library's constructor) */
     before_jump(env);
     real__longjmp(env, value);
     __builtin_unreachable();
@@ -82,6 +84,7 @@ SHIM_EXPORT __attribute__((noreturn)) void _longjmp(struct __jmp_buf_tag env[1],
 
 SHIM_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag env[1], int value)
 {
+    RESOLVE(real_siglongjmp, "siglongjmp"); /* also before start-up (another library's constructor) */
     before_jump(env);
     real_siglongjmp(env, value);
     __builtin_unreachable();
@@ -89,6 +92,7 @@ SHIM_EXPORT __attribute__((noreturn)) void siglongjmp(struct __jmp_buf_tag env[1
 
 SHIM_EXPORT __attribute__((noreturn)) void __longjmp_chk(struct __jmp_buf_tag *env, int value)
 {
+    RESOLVE(real_longjmp_chk, "__longjmp_chk"); /* also before start-up (another library's constructor) */
     before_jump(env);
     real_longjmp_chk(env, value);
     __builtin_unreachable();
