@@ -193,6 +193,7 @@ def scan(args, scan_throughput, arenashim):
 
 
 def describe_machine():
+    """CPU model, CPU count, kernel, commit, load average and date: the line under a table."""
     model = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -203,13 +204,18 @@ def describe_machine():
     except OSError:
         pass
     try:
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+    except OSError:
+        load = "?"
+    try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True).stdout.strip()
     except OSError:
-        commit = "?"
-    return "%s, %d CPUs, Linux %s, commit %s, %s" % (
+        commit = ""
+    return "%s, %d CPUs (nproc), Linux %s, commit %s, load average at start %s, %s" % (
         model or platform.processor(), os.cpu_count() or 0, platform.release(), commit or "?",
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+        load, datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
 def main():

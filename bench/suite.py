@@ -27,16 +27,17 @@ wrong checksum or did not open its regions, or run_micro.py failed; never for th
 
 import argparse
 import csv
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_micro import describe_machine  # noqa: E402  (one machine line for both tables)
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 ALLOCATORS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
@@ -533,31 +534,6 @@ def chart(path, configs, table, rss_rows, results):
         return "chart: %s" % path
     except Exception as e:  # noqa: BLE001 - the chart must never fail the run
         return "chart skipped: plotting failed (%s: %s)" % (type(e).__name__, e)
-
-
-def describe_machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        with open("/proc/loadavg") as f:
-            load = " ".join(f.read().split()[:3])
-    except OSError:
-        load = "?"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    return "%s, %d CPUs (nproc), Linux %s, commit %s, load average at start %s, %s" % (
-        model or platform.processor(), os.cpu_count() or 0, platform.release(), commit or "?",
-        load, datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
 def main():

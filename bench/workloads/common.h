@@ -213,4 +213,31 @@ static inline int parse_options(int argc, char **argv, struct options *o)
     return 1;
 }
 
+/* The single-threaded loop of a workload: make input i, run the marked function on it, fold
+ * its result into the checksum; report RSS every rss_every inputs, then the loop time, the
+ * peak RSS and the checksum.  The marked function is called through a pointer, which also
+ * keeps it from being inlined into the loop (a marker needs a real call). */
+static inline int run_workload(const struct options *o, void (*make)(struct text *, unsigned long),
+                               uint64_t (*work)(const char *, size_t))
+{
+    struct text input = { 0 };
+    uint64_t checksum = FNV_START;
+    report_start_rss();
+    uint64_t start = now_ns();
+    if (o->rss_every)
+        report_rss(0);
+    for (unsigned long i = 0; i < o->count; i++) {
+        make(&input, i);
+        uint64_t sum = work(input.data, input.len);
+        checksum = (checksum ^ sum) * 0x100000001b3ull;
+        if (o->rss_every && (i + 1) % o->rss_every == 0)
+            report_rss(i + 1);
+    }
+    report_loop(now_ns() - start);
+    report_peak_rss();
+    free(input.data);
+    printf("checksum %016llx\n", (unsigned long long)checksum);
+    return 0;
+}
+
 #endif

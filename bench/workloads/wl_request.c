@@ -23,22 +23,5 @@ int main(int argc, char **argv)
         return 2;
     }
     leaky_handler = o.leak;
-    struct text request = { 0 };
-    uint64_t checksum = FNV_START;
-    report_start_rss();
-    uint64_t start = now_ns();
-    if (o.rss_every)
-        report_rss(0);
-    for (unsigned long i = 0; i < o.count; i++) {
-        make_request(&request, i);
-        uint64_t sum = handle_request(request.data, request.len);
-        checksum = (checksum ^ sum) * 0x100000001b3ull;
-        if (o.rss_every && (i + 1) % o.rss_every == 0)
-            report_rss(i + 1);
-    }
-    report_loop(now_ns() - start);
-    report_peak_rss();
-    free(request.data);
-    printf("checksum %016llx\n", (unsigned long long)checksum);
-    return 0;
+    return run_workload(&o, make_request, handle_request);
 }
