@@ -333,6 +333,44 @@ static inline uint64_t region_id_next(struct thread_state *thread)
     return thread->next_region_id++;
 }
 
+/* Sets every field of a region record for a new region of thread (NULL for an arena).
+ * Inline and call-free: the hooks' fast path, compiled with general registers only, opens
+ * regions with it too. */
+static inline void region_init(struct region *region, struct thread_state *thread, int32_t marker,
+                               uintptr_t begin_pc)
+{
+    region->cursor = NULL;
+    region->limit = NULL;
+    region->last_object = NULL;
+    region->high_water = NULL;
+    __atomic_store_n(&region->allocs, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&region->bytes, 0, __ATOMIC_RELAXED);
+    region->id = region_id_next(thread);
+    region->outer = NULL;
+    region->thread = thread;
+    region->current_chunk = 0;
+    region->chunk_list = 0;
+    region->dirty_end = NULL;
+    region->marker = marker;
+    region->depth = 0;
+    region->begin_pc = begin_pc;
+    region->begin_cycles = core.measure_time ? cycle_counter() : 0;
+    region->begin_stack = 0;
+    region->end_stack = 0;
+    region->trace = NULL;
+}
+
+/* Makes region the thread's innermost; returns the new depth. */
+static inline unsigned region_push(struct thread_state *thread, struct region *region)
+{
+    region->outer = thread->innermost;
+    region->depth = thread->depth + 1;
+    counter_add(&thread->counters.regions_begun, 1);
+    thread->depth = region->depth;
+    __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
+    return region->depth;
+}
+
 /* --- core.c ------------------------------------------------------------------------------ */
 
 bool core_init(const struct options *options, char *error, size_t error_len);

@@ -51,13 +51,8 @@ void region_record_free(struct region *region)
 struct region *region_create(struct thread_state *thread, int32_t marker, uintptr_t begin_pc)
 {
     struct region *region = fixed_pool_alloc(&region_pool);
-    if (region == NULL)
-        return NULL;
-    region->id = region_id_next(thread);
-    region->thread = thread;
-    region->marker = marker;
-    region->begin_pc = begin_pc;
-    region->begin_cycles = core.measure_time ? cycle_counter() : 0;
+    if (region != NULL)
+        region_init(region, thread, marker, begin_pc);
     return region;
 }
 
@@ -66,12 +61,7 @@ unsigned region_begin(struct thread_state *thread, int32_t marker, uintptr_t beg
     struct region *region = region_create(thread, marker, begin_pc);
     if (region == NULL)
         return thread->depth; /* out of metadata: the region simply does not open */
-    region->outer = thread->innermost;
-    region->depth = thread->depth + 1;
-    counter_add(&thread->counters.regions_begun, 1);
-    thread->depth = region->depth;
-    __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
-    return region->depth;
+    return region_push(thread, region);
 }
 
 bool region_end(struct thread_state *thread, uintptr_t end_pc)

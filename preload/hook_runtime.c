@@ -21,28 +21,8 @@ unsigned hook_count;
 static inline void region_open_fast(struct thread_state *thread, struct region *region,
                                     int32_t marker, uintptr_t begin_pc)
 {
-    region->cursor = NULL;
-    region->limit = NULL;
-    region->last_object = NULL;
-    region->high_water = NULL;
-    __atomic_store_n(&region->allocs, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&region->bytes, 0, __ATOMIC_RELAXED);
-    region->id = region_id_next(thread);
-    region->outer = thread->innermost;
-    region->thread = thread;
-    region->current_chunk = 0;
-    region->chunk_list = 0;
-    region->marker = marker;
-    region->depth = thread->depth + 1;
-    region->begin_pc = begin_pc;
-    region->begin_cycles = core.measure_time ? cycle_counter() : 0;
-    region->begin_stack = 0;
-    region->end_stack = 0;
-    region->trace = NULL;
-    region->dirty_end = NULL;
-    counter_add(&thread->counters.regions_begun, 1);
-    thread->depth = region->depth;
-    __atomic_store_n(&thread->innermost, region, __ATOMIC_RELEASE);
+    region_init(region, thread, marker, begin_pc);
+    region_push(thread, region);
     shim_sync_region(thread);
 }
 
