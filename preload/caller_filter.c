@@ -11,6 +11,7 @@
  * Modules loaded later by dlopen are added when the marker layer's dlopen hook sees them
  * (caller_filter_refresh); that hook exists only when function markers are in use.
  */
+#include "elf_symbols.h"
 #include "shim.h"
 
 #include <link.h>
@@ -24,12 +25,6 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-static bool module_matches(const char *file, const char *pattern)
-{
-    size_t len = strlen(pattern);
-    return strncmp(file, pattern, len) == 0 && (file[len] == '\0' || file[len] == '.');
-}
-
 static int add_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
@@ -41,7 +36,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data)
         return 0; /* the executable is never excluded by name */
     bool excluded = false;
     for (unsigned i = 0; i < options->exclude_count && !excluded; i++)
-        excluded = module_matches(name, options->exclude[i]);
+        excluded = elf_file_name_matches(name, options->exclude[i]);
     if (!excluded)
         return 0;
     for (unsigned i = 0; i < info->dlpi_phnum; i++) {

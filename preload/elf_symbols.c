@@ -172,6 +172,12 @@ bool elf_function_at(const struct loaded_module *module, uintptr_t address,
     return true;
 }
 
+bool elf_file_name_matches(const char *file_name, const char *pattern)
+{
+    size_t len = strlen(pattern);
+    return strncmp(file_name, pattern, len) == 0 && (file_name[len] == '\0' || file_name[len] == '.');
+}
+
 struct iterate_context {
     bool (*visit)(const struct loaded_module *module, void *data);
     void *data;

@@ -35,6 +35,10 @@ bool elf_find_function(const struct loaded_module *module, const char *name,
 bool elf_function_at(const struct loaded_module *module, uintptr_t address,
                      struct function_bounds *out);
 
+/* Does a module's file name match what the user wrote (exclude=, MODULE:)?  The whole name,
+ * or the name up to a '.': "libc.so" matches "libc.so.6", "libxml2" "libxml2.so.2". */
+bool elf_file_name_matches(const char *file_name, const char *pattern);
+
 /* Calls visit for every loaded module; stops when visit returns false. */
 void elf_for_each_module(bool (*visit)(const struct loaded_module *module, void *data), void *data);
 

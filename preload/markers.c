@@ -53,9 +53,7 @@ static bool module_matches(const struct loaded_module *module, const char *name)
 {
     if (strcmp(name, "main") == 0)
         return module->is_executable;
-    size_t len = strlen(name);
-    return strncmp(module->file_name, name, len) == 0 &&
-           (module->file_name[len] == '\0' || module->file_name[len] == '.');
+    return elf_file_name_matches(module->file_name, name);
 }
 
 static bool parse_spec(const char *text, size_t len, struct marker_spec *spec, char *error, size_t error_len)

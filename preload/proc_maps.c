@@ -105,18 +105,25 @@ bool proc_maps_for_each(char *buffer, size_t buffer_len,
     return true;
 }
 
+bool proc_read_file(const char *path, char *buffer, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got = read(fd, buffer, len - 1);
+    close(fd);
+    if (got <= 0)
+        return false;
+    buffer[got] = '\0';
+    return true;
+}
+
 bool swap_is_active(void)
 {
     /* /proc/swaps is a header line, then one line per active swap area. */
     char buffer[512];
-    int fd = open("/proc/swaps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!proc_read_file("/proc/swaps", buffer, sizeof buffer))
         return true; /* unknown: assume the worst */
-    ssize_t n = read(fd, buffer, sizeof buffer - 1);
-    close(fd);
-    if (n <= 0)
-        return true;
-    buffer[n] = '\0';
     const char *newline = strchr(buffer, '\n');
     return newline && newline[1] != '\0';
 }

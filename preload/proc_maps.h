@@ -33,5 +33,7 @@ void mincore_for_each_present_run(uintptr_t start, uintptr_t end,
                                   void (*visit)(uintptr_t start, uintptr_t end, void *data),
                                   void *data);
 bool swap_is_active(void);
+/* Reads a small file (a /proc entry) into buffer, NUL-terminated; false if it cannot. */
+bool proc_read_file(const char *path, char *buffer, size_t len);
 
 #endif

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc_maps.h"
 #include "shim.h"
 
 #define STOP_WAIT_NS (500ull * 1000 * 1000)
@@ -166,15 +167,7 @@ static bool read_task_file(pid_t tid, const char *file, char *buffer, size_t len
         path[used++] = digits[--n];
     path[used++] = '/';
     strcpy(path + used, file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t got = read(fd, buffer, len - 1);
-    close(fd);
-    if (got <= 0)
-        return false;
-    buffer[got] = '\0';
-    return true;
+    return proc_read_file(path, buffer, len);
 }
 
 /* Is the signal in the thread's blocked mask (SigBlk: in /proc/self/task/T/status)? */
