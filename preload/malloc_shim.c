@@ -120,19 +120,25 @@ void *shim_fallback_alloc(size_t size, size_t alignment)
 
 /* --- routing ------------------------------------------------------------------------------- */
 
+/* A region could not serve a request: one no allocator can serve fails with ENOMEM, the rest
+ * go to the heap (reservation exhausted, or an alignment beyond a chunk). */
+static void *region_miss(size_t size, size_t alignment)
+{
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return shim_fallback_alloc(size, alignment);
+}
+
 /* An allocation on a thread with an open region, made from caller. */
 static inline void *routed_alloc(struct region *region, size_t size, const void *caller)
 {
     if (unlikely(caller_is_excluded(caller)))
         return heap_alloc(size);
     void *p = region_alloc(region, size);
-    if (unlikely(p == NULL)) {
-        if (size > PTRDIFF_MAX) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        return shim_fallback_alloc(size, OBJECT_ALIGN);
-    }
+    if (unlikely(p == NULL))
+        return region_miss(size, OBJECT_ALIGN);
     alloc_trace_maybe(region, p, size);
     return p;
 }
@@ -143,13 +149,8 @@ static void *routed_alloc_aligned(size_t size, size_t alignment, const void *cal
     if (region == NULL || caller_is_excluded(caller))
         return heap_alloc_aligned(size, alignment);
     void *p = region_alloc_aligned(region, size, alignment);
-    if (unlikely(p == NULL)) {
-        if (size > PTRDIFF_MAX) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        return shim_fallback_alloc(size, alignment);
-    }
+    if (unlikely(p == NULL))
+        return region_miss(size, alignment);
     alloc_trace_maybe(region, p, size);
     return p;
 }
@@ -209,11 +210,7 @@ SHIM_EXPORT void *calloc(size_t count, size_t size)
         return heap_calloc(bytes);
     void *p = region_alloc(region, bytes);
     if (unlikely(p == NULL)) {
-        if (bytes > PTRDIFF_MAX) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        p = shim_fallback_alloc(bytes, OBJECT_ALIGN);
+        p = region_miss(bytes, OBJECT_ALIGN);
         if (p)
             memset(p, 0, bytes);
         return p;
