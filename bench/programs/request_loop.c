@@ -31,66 +31,11 @@
  */
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#define NOINLINE __attribute__((noinline))
-
-/* ---- deterministic pseudo-random numbers (splitmix64) ---------------------------------- */
-
-struct rng {
-    uint64_t state;
-};
-
-static uint64_t rng_next(struct rng *rng)
-{
-    uint64_t z = (rng->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static unsigned rng_range(struct rng *rng, unsigned low, unsigned high) /* [low, high] */
-{
-    return low + (unsigned)(rng_next(rng) % (uint64_t)(high - low + 1));
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "request_loop: out of memory (%s)\n", what);
-    exit(1);
-}
+/* rng, the text buffer, die, fnv1a: the same helpers the benchmark workloads use. */
+#include "../workloads/common.h"
 
 /* ---- the "network": request strings, made outside any region ---------------------------- */
-
-struct text {
-    char *data;
-    size_t len, cap;
-};
-
-static void text_reserve(struct text *t, size_t more)
-{
-    if (t->len + more + 1 <= t->cap)
-        return;
-    size_t cap = t->cap ? t->cap : 256;
-    while (t->len + more + 1 > cap)
-        cap *= 2;
-    char *data = realloc(t->data, cap);
-    if (data == NULL)
-        die("text buffer");
-    t->data = data;
-    t->cap = cap;
-}
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    text_reserve(t, n);
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
 
 __attribute__((format(printf, 2, 3))) static void text_printf(struct text *t, const char *format, ...)
 {
@@ -113,7 +58,6 @@ static const char *const words[] = { "alpha", "bravo", "charlie", "delta", "echo
                                      "mike", "november", "oscar", "papa", "quebec", "romeo" };
 static const char *const colors[] = { "red", "green", "blue", "black", "white", "ochre" };
 static const char *const sizes[] = { "XS", "S", "M", "L", "XL" };
-#define COUNT(a) (sizeof(a) / sizeof(a)[0])
 
 static void make_words(struct text *t, struct rng *rng, unsigned count, char separator)
 {
@@ -198,7 +142,7 @@ static char *copy(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p == NULL)
-        die("string");
+        die("request_loop", "string");
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
@@ -209,7 +153,7 @@ static char *decode(const char *s, size_t n)
 {
     char *result = malloc(n + 1), *out = result;
     if (result == NULL)
-        die("decode");
+        die("request_loop", "decode");
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+')
             *out++ = ' ';
@@ -228,7 +172,7 @@ static struct kv *kv_new(const char *key, size_t key_len, char *value)
 {
     struct kv *kv = malloc(sizeof *kv);
     if (kv == NULL)
-        die("kv");
+        die("request_loop", "kv");
     kv->next = NULL;
     kv->key = copy(key, key_len);
     kv->value = value;
@@ -271,7 +215,7 @@ static struct item *parse_item(const char *line, size_t n)
 {
     struct item *item = calloc(1, sizeof *item);
     if (item == NULL)
-        die("item");
+        die("request_loop", "item");
     struct kv *pairs = parse_pairs(line, n, '&', false), **tail = &item->attrs;
     for (struct kv *kv = pairs, *next; kv; kv = next) {
         next = kv->next;
@@ -301,7 +245,7 @@ NOINLINE struct request *parse_request(const char *raw, size_t len)
 {
     struct request *req = calloc(1, sizeof *req);
     if (req == NULL)
-        die("request");
+        die("request_loop", "request");
     const char *end = raw + len;
     const char *line_end = strstr(raw, "\r\n");
     const char *space1 = memchr(raw, ' ', (size_t)(line_end - raw));
@@ -322,7 +266,7 @@ NOINLINE struct request *parse_request(const char *raw, size_t len)
             cap *= 2;
             req->segments = realloc(req->segments, cap * sizeof *req->segments);
             if (req->segments == NULL)
-                die("segments");
+                die("request_loop", "segments");
         }
         req->segments[req->segment_count++] = copy(s, (size_t)(slash - s));
         s = slash + 1;
@@ -442,14 +386,6 @@ NOINLINE void free_request(struct request *req, bool leak_cookies)
     free(req);
 }
 
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static bool option_leak, option_dangle;
 static FILE *access_log;                /* --dangle: where the log lines go */
 static const char *previous_user_agent; /* --dangle: the bug, a pointer kept across requests */
@@ -466,7 +402,7 @@ NOINLINE uint64_t handle_request(const char *raw, size_t len)
 {
     struct request *req = parse_request(raw, len);
     struct text response = render_response(req);
-    uint64_t sum = fnv1a(response.data, response.len);
+    uint64_t sum = fnv1a(response.data, response.len, FNV_START);
     if (option_dangle) {
         if (previous_user_agent)
             log_previous_user_agent(previous_user_agent);

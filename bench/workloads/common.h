@@ -1,5 +1,6 @@
 /*
- * common.h — small helpers shared by the benchmark workloads (the wl_*.c programs here).
+ * common.h — small helpers shared by the benchmark workloads (the wl_*.c programs here) and
+ * the demo program (bench/programs/request_loop.c).
  *
  * The workloads are ordinary C programs: they know nothing of arenashim (no header, no API)
  * and run unchanged under glibc, any LD_PRELOADed allocator, or arenashim with a function
