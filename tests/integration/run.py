@@ -58,6 +58,7 @@ def report_re(access, marker):
 Failure = harness.Failure
 expect = harness.expect
 describe_status = harness.describe_status
+all_of = harness.all_of
 
 
 # --- building the programs -----------------------------------------------------------------
@@ -340,13 +341,6 @@ def stats_at_least(**expected):
         for key, value in expected.items():
             expect(key in run.stats, "stats_json lacks %r" % key)
             expect(run.stats[key] >= value, "stats %s = %r, expected >= %r" % (key, run.stats[key], value))
-    return check
-
-
-def all_of(*checks):
-    def check(run, case_dir):
-        for c in checks:
-            c(run, case_dir)
     return check
 
 

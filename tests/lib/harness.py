@@ -28,6 +28,15 @@ def clean_env():
     return env
 
 
+def all_of(*checks):
+    """One check made of several, run in order with the same arguments (whatever a suite's
+    checks take); the first that fails ends it."""
+    def check(*args):
+        for c in checks:
+            c(*args)
+    return check
+
+
 class ProcessTimeout(Failure):
     def __init__(self, argv, timeout, stdout, stderr, elapsed):
         super().__init__("timed out after %ss: %s" % (timeout, " ".join(map(str, argv))))

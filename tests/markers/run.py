@@ -67,6 +67,7 @@ VARIANTS = {
 Failure = harness.Failure
 expect = harness.expect
 describe_status = harness.describe_status
+all_of = harness.all_of
 
 
 class Skip(Exception):
@@ -438,13 +439,6 @@ def expect_stats(begun=None, allocs=None, allocs_min=None, markers=None, is_bala
             if regions is not None:
                 expect(m["regions"] == regions, "marker %s: regions %d, expected %d" % (
                     spec, m["regions"], regions))
-    return check
-
-
-def all_of(*checks):
-    def check(case, run):
-        for c in checks:
-            c(case, run)
     return check
 
 
