@@ -2,10 +2,18 @@
  * heap_ranges.c — which address ranges are jemalloc's heap, for the scan's referrer report.
  *
  * Layer: preload.  jemalloc cannot be asked about an arbitrary address (arenas.lookup faults
- * on addresses it never managed), so arenashim wraps the extent hooks of every arena at
- * start-up: each extent jemalloc maps is recorded here, each it unmaps is removed.  The
- * hooks call jemalloc's own ones for the work; all this adds is a table update, under a
- * lock that is never held across a call out.  Used only to name the kind of a referrer.
+ * on addresses it never managed), so arenashim wraps the extent hooks of every arena: each
+ * range jemalloc maps is recorded here, each it unmaps is forgotten.  The hooks call
+ * jemalloc's own ones for the work.  Used only to name the kind of a referrer.
+ *
+ * The record is a set of pages, not a list of extents: a two-level bitmap over the user
+ * address space, one bit per 4 KiB page, a leaf per GiB made when a page in it is first
+ * recorded.  jemalloc splits and merges extents all the time without changing which pages
+ * are its heap, so split and merge cost nothing; mapping or unmapping a range sets or
+ * clears its bits (a word per 256 KiB); the membership test is two loads, lock-free, so the
+ * collector may ask with the world stopped.  Memory grows with the span of the heap (32 KiB
+ * of bitmap per GiB), never with the number of extents: a table of extents made a heap of
+ * half a million blocks crawl (issue 9).
  */
 #include "heap_ranges.h"
 
@@ -15,92 +23,86 @@
 
 #include "internal.h"
 
-#define HEAP_RANGE_SLOTS 131072 /* a power of two */
 #define ARENAS_MAX 1024
-#define TOMBSTONE ((uintptr_t)1)
+#define PAGE_SHIFT 12
+#define LEAF_SHIFT 30                       /* a leaf covers 1 GiB */
+#define ADDRESS_BITS 47                     /* x86-64 user space without 5-level paging */
+#define LEAF_COUNT ((size_t)1 << (ADDRESS_BITS - LEAF_SHIFT))
+#define LEAF_PAGES ((size_t)1 << (LEAF_SHIFT - PAGE_SHIFT))
+#define LEAF_WORDS (LEAF_PAGES / 64)
 
-/* Open addressing keyed by extent start: jemalloc splits, merges and unmaps extents all the
- * time, so recording and forgetting must be O(1); the rare "is this address heap?" question
- * of a scan report walks the slots.  Forgetting leaves a tombstone; when live entries and
- * tombstones fill three quarters of the table, the live ones are rehashed into the other of
- * two tables (metadata is never unmapped, so the two are reused in turn). */
 static struct {
-    spin_lock lock;
-    unsigned live, occupied;
-    uintptr_t (*slots)[2]; /* start (0 empty, TOMBSTONE deleted), end */
-    uintptr_t (*spare)[2];
-} table;
+    spin_lock lock;      /* making leaves */
+    uint64_t **leaves;   /* LEAF_COUNT pointers, NULL until a page of that GiB is recorded */
+} pages;
 
 static extent_hooks_t *original_hooks[ARENAS_MAX];
 static extent_hooks_t wrapped_hooks[ARENAS_MAX];
 
-static size_t slot_of(uintptr_t start)
+static uint64_t *leaf_of(uintptr_t address, bool create)
 {
-    return (size_t)((start >> 12) * 0x9e3779b97f4a7c15ull >> 47) & (HEAP_RANGE_SLOTS - 1);
+    size_t index = address >> LEAF_SHIFT;
+    uint64_t *leaf = __atomic_load_n(&pages.leaves[index], __ATOMIC_ACQUIRE);
+    if (leaf != NULL || !create)
+        return leaf;
+    spin_lock_acquire(&pages.lock);
+    leaf = pages.leaves[index];
+    if (leaf == NULL) {
+        leaf = metadata_map(LEAF_WORDS * sizeof(uint64_t));
+        __atomic_store_n(&pages.leaves[index], leaf, __ATOMIC_RELEASE);
+    }
+    spin_lock_release(&pages.lock);
+    return leaf;
 }
 
-static void insert(uintptr_t (*slots)[2], uintptr_t start, uintptr_t end)
+/* Sets (heap) or clears the bits of the pages of [start, end).  Ranges beyond the covered
+ * address space, and leaves that cannot be made (metadata exhausted), are left out: the
+ * report then calls such a referrer an anonymous mapping, nothing worse. */
+static void mark_pages(uintptr_t start, uintptr_t end, bool heap)
 {
-    size_t reuse = SIZE_MAX;
-    size_t i = slot_of(start);
-    for (;; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
-        if (slots[i][0] == start) {
-            slots[i][1] = end;
-            return;
+    if (pages.leaves == NULL)
+        return;
+    start &= ~(((uintptr_t)1 << PAGE_SHIFT) - 1);
+    if (end > (uintptr_t)1 << ADDRESS_BITS)
+        end = (uintptr_t)1 << ADDRESS_BITS;
+    while (start < end) {
+        uintptr_t leaf_end = (start | (((uintptr_t)1 << LEAF_SHIFT) - 1)) + 1;
+        uintptr_t stop = end < leaf_end ? end : leaf_end;
+        uint64_t *leaf = leaf_of(start, heap);
+        size_t first = (start >> PAGE_SHIFT) & (LEAF_PAGES - 1);
+        size_t last = ((stop - 1) >> PAGE_SHIFT) & (LEAF_PAGES - 1); /* inclusive */
+        for (size_t word = first / 64; leaf != NULL && word <= last / 64; word++) {
+            uint64_t mask = ~(uint64_t)0;
+            if (word == first / 64)
+                mask &= ~(uint64_t)0 << (first % 64);
+            if (word == last / 64)
+                mask &= ~(uint64_t)0 >> (63 - last % 64);
+            if (heap)
+                __atomic_fetch_or(&leaf[word], mask, __ATOMIC_RELAXED);
+            else
+                __atomic_fetch_and(&leaf[word], ~mask, __ATOMIC_RELAXED);
         }
-        if (slots[i][0] == TOMBSTONE && reuse == SIZE_MAX)
-            reuse = i;
-        if (slots[i][0] == 0)
-            break;
+        start = stop;
     }
-    if (reuse == SIZE_MAX) {
-        reuse = i;
-        table.occupied++;
-    }
-    slots[reuse][0] = start;
-    slots[reuse][1] = end;
-    table.live++;
-}
-
-static void rehash(void)
-{
-    uintptr_t (*from)[2] = table.slots, (*to)[2] = table.spare;
-    for (size_t i = 0; i < HEAP_RANGE_SLOTS; i++)
-        to[i][0] = to[i][1] = 0;
-    table.live = table.occupied = 0;
-    for (size_t i = 0; i < HEAP_RANGE_SLOTS; i++)
-        if (from[i][0] > TOMBSTONE)
-            insert(to, from[i][0], from[i][1]);
-    table.slots = to;
-    table.spare = from;
 }
 
 static void record(uintptr_t start, size_t size)
 {
-    spin_lock_acquire(&table.lock);
-    if (table.slots) {
-        if (table.occupied >= HEAP_RANGE_SLOTS * 3 / 4)
-            rehash();
-        if (table.occupied < HEAP_RANGE_SLOTS * 3 / 4)
-            insert(table.slots, start, start + size);
-    }
-    spin_lock_release(&table.lock);
+    mark_pages(start, start + size, true);
 }
 
 static void forget(uintptr_t start, size_t size)
 {
-    (void)size;
-    spin_lock_acquire(&table.lock);
-    if (table.slots) {
-        for (size_t i = slot_of(start); table.slots[i][0] != 0; i = (i + 1) & (HEAP_RANGE_SLOTS - 1)) {
-            if (table.slots[i][0] == start) {
-                table.slots[i][0] = TOMBSTONE; /* keeps later entries of the probe reachable */
-                table.live--;
-                break;
-            }
-        }
-    }
-    spin_lock_release(&table.lock);
+    mark_pages(start, start + size, false);
+}
+
+/* Split and merge leave the heap's pages as they are, but they also show extents mapped
+ * before their arena was hooked: those are recorded once, on first sight (a range is always
+ * recorded whole, so its first page tells). */
+static void learn(uintptr_t start, size_t size)
+{
+    if (!heap_ranges_contains(start))
+        record(start, size);
 }
 
 static extent_hooks_t *original_of(unsigned arena)
@@ -172,26 +174,17 @@ static bool hook_split(extent_hooks_t *h, void *a, size_t s, size_t sa, size_t s
 {
     (void)h;
     extent_hooks_t *original = original_of(arena);
-    bool refused = original->split ? original->split(original, a, s, sa, sb, c, arena) : true;
-    if (!refused) {
-        forget((uintptr_t)a, s);
-        record((uintptr_t)a, sa);
-        record((uintptr_t)a + sa, sb);
-    }
-    return refused;
+    learn((uintptr_t)a, s);
+    return original->split ? original->split(original, a, s, sa, sb, c, arena) : true;
 }
 
 static bool hook_merge(extent_hooks_t *h, void *a, size_t sa, void *b, size_t sb, bool c, unsigned arena)
 {
     (void)h;
     extent_hooks_t *original = original_of(arena);
-    bool refused = original->merge ? original->merge(original, a, sa, b, sb, c, arena) : true;
-    if (!refused) {
-        forget((uintptr_t)a, sa);
-        forget((uintptr_t)b, sb);
-        record((uintptr_t)a, sa + sb);
-    }
-    return refused;
+    learn((uintptr_t)a, sa);
+    learn((uintptr_t)b, sb);
+    return original->merge ? original->merge(original, a, sa, b, sb, c, arena) : true;
 }
 
 /* Wraps the extent hooks of the arenas jemalloc has initialised so far.  Arenas are made
@@ -203,7 +196,7 @@ void heap_ranges_refresh(void)
 {
     unsigned narenas = 0;
     size_t len = sizeof narenas;
-    if (table.slots == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
+    if (pages.leaves == NULL || mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0)
         return;
     if (narenas > ARENAS_MAX)
         narenas = ARENAS_MAX;
@@ -234,25 +227,20 @@ void heap_ranges_refresh(void)
 
 void heap_ranges_init(void)
 {
-    table.slots = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
-    table.spare = metadata_map(sizeof(uintptr_t[2]) * HEAP_RANGE_SLOTS);
-    if (table.spare == NULL)
-        table.slots = NULL;
+    pages.leaves = metadata_map(LEAF_COUNT * sizeof(uint64_t *));
     heap_ranges_refresh();
 }
 
 void heap_ranges_fork_child(void)
 {
-    spin_lock_reset(&table.lock);
+    spin_lock_reset(&pages.lock);
 }
 
 bool heap_ranges_contains(uintptr_t address)
 {
-    bool found = false;
-    spin_lock_acquire(&table.lock);
-    for (size_t i = 0; table.slots && i < HEAP_RANGE_SLOTS && !found; i++)
-        found = table.slots[i][0] > TOMBSTONE &&
-                address - table.slots[i][0] < table.slots[i][1] - table.slots[i][0];
-    spin_lock_release(&table.lock);
-    return found;
+    if (pages.leaves == NULL || address >> ADDRESS_BITS != 0)
+        return false;
+    const uint64_t *leaf = leaf_of(address, false);
+    size_t page = (address >> PAGE_SHIFT) & (LEAF_PAGES - 1);
+    return leaf != NULL && (__atomic_load_n(&leaf[page / 64], __ATOMIC_RELAXED) >> (page % 64)) & 1;
 }
