@@ -17,12 +17,16 @@
 #include <jemalloc/jemalloc.h>
 
 #define CALLER() ((uintptr_t)__builtin_return_address(0))
+/* Where the caller's return address lives: the frame pointer, which __builtin_frame_address
+ * makes these functions keep, plus one word. */
+#define RETURN_SLOT() ((uintptr_t)__builtin_frame_address(0) + sizeof(void *))
 
 SHIM_EXPORT int arenashim_region_begin(void)
 {
     struct thread_state *thread = shim_current_thread();
     if (thread == NULL)
         return 0;
+    shim_suspension_check(RETURN_SLOT(), thread);
     unsigned depth = region_begin(thread, MARKER_API, CALLER());
     shim_sync_region(thread);
     if (alloc_trace_region_stacks && thread->innermost)
@@ -33,6 +37,7 @@ SHIM_EXPORT int arenashim_region_begin(void)
 SHIM_EXPORT void arenashim_region_end(void)
 {
     struct thread_state *thread = shim_thread;
+    shim_suspension_check(RETURN_SLOT(), thread);
     if (alloc_trace_region_stacks && thread && thread->innermost)
         thread->innermost->end_stack = alloc_trace_capture(MARKER_API, 1);
     if (thread == NULL || !region_end(thread, CALLER())) {

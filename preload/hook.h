@@ -33,8 +33,11 @@
 #define SHADOW_STACK_ENTRIES 4096
 
 enum hook_kind {
-    HOOK_MARKER = 0,  /* every call is a region of marker */
-    HOOK_DLOPEN = 1,  /* dlopen/dlmopen: regions suspended inside, markers re-resolved after */
+    HOOK_MARKER = 0,   /* every call is a region of marker */
+    HOOK_DLOPEN = 1,   /* dlopen/dlmopen: regions suspended from entry (shim.h); no return hook */
+    HOOK_LINK_MAP = 2, /* the dynamic linker's debugger hook (r_debug.r_brk), called at every
+                        * change of the list of loaded objects: waiting markers are resolved
+                        * there, before the new objects' constructors run */
 };
 
 struct hook {
@@ -52,10 +55,7 @@ struct shadow_entry {
     uintptr_t real_return;
     uint32_t hook;
     uint8_t opened_region; /* false for a recursive entry of the same marker */
-    uint8_t suspended;     /* a HOOK_DLOPEN entry that suspended regions */
     struct region *region; /* the region this entry opened */
-    struct region *saved_suspended_at;
-    bool saved_suspended;
 };
 
 struct shadow_stack {
@@ -95,6 +95,11 @@ void hook_thread_exit(void);
  * On refusal returns false with a reason in why. */
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                 unsigned index, bool whole_module, char *why, size_t why_len);
+/* Patches a function whose whole body is a return (after an optional endbr64) to enter hook
+ * index before returning.  The patch covers alignment padding after it: the padding must
+ * decode as no-ops and end no later than limit, where the next function starts. */
+bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index, char *why,
+                               size_t why_len);
 bool hook_arch_init(char *why, size_t why_len);
 
 #endif

@@ -58,8 +58,8 @@ uintptr_t hook_enter_fast_unchecked(uintptr_t index, uintptr_t *slot)
     entry->real_return = *slot;
     entry->hook = (uint32_t)index;
     entry->opened_region = open;
-    entry->suspended = 0;
     entry->region = NULL;
+    shim_suspension_check((uintptr_t)slot, thread);
     if (open) {
         hook_region_cache = region->outer;
         region_open_fast(thread, region, hook->marker, *slot);
@@ -80,8 +80,9 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
         return 0;
     unsigned depth = shadow->depth;
     struct shadow_entry *entry = &shadow->entries[depth - 1];
-    if (entry->slot != (uintptr_t)slot || entry->suspended)
+    if (entry->slot != (uintptr_t)slot)
         return 0;
+    shim_suspension_check((uintptr_t)slot, thread);
     const struct hook *hook = &hook_table[entry->hook];
     if (entry->opened_region) {
         struct region *region = entry->region;

@@ -499,6 +499,44 @@ static uintptr_t branch_into_function(uintptr_t start, uintptr_t end, uintptr_t 
     return query.found;
 }
 
+/* Builds the trampoline of hook index for the function at start, patched at site with the
+ * displaced instructions covering covered bytes, and writes the jump to it. */
+static bool install_trampoline(uintptr_t start, uintptr_t site, const cs_insn *displaced,
+                               unsigned count, size_t covered, unsigned index, char *why,
+                               size_t why_len)
+{
+    uint8_t *trampoline = trampoline_alloc(site, why, why_len);
+    if (trampoline == NULL)
+        return false;
+    /* push $index; jmp *0(%rip) -> arenashim_hook_entry */
+    uint8_t *out = trampoline;
+    out[0] = 0x68;
+    uint32_t index32 = index;
+    memcpy(out + 1, &index32, 4);
+    out = emit_absolute_jump(out + 5, (uintptr_t)arenashim_hook_entry);
+    uint8_t *resume = out;
+    for (unsigned i = 0; i < count; i++) {
+        out = relocate(&displaced[i], out, why, why_len);
+        if (out == NULL)
+            return false;
+    }
+    emit_absolute_jump(out, site + covered);
+
+    uint8_t patch[PATCH_BYTES + 15]; /* the last displaced instruction may be 15 bytes long */
+    intptr_t rel = (intptr_t)trampoline - (intptr_t)(site + PATCH_BYTES);
+    int32_t rel32 = (int32_t)rel;
+    patch[0] = 0xe9;
+    memcpy(patch + 1, &rel32, 4);
+    for (size_t i = PATCH_BYTES; i < covered; i++)
+        patch[i] = 0xcc; /* never executed: nothing jumps there (checked above) */
+    hook_table[index].function = start;
+    hook_table[index].resume = (uintptr_t)resume;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!write_code(site, patch, covered, (uintptr_t)trampoline))
+        return refuse(why, why_len, "cannot make its code writable (%s)", strerror(errno));
+    return true;
+}
+
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                 unsigned index, bool whole_module, char *why, size_t why_len)
 {
@@ -557,35 +595,45 @@ bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t 
     if (into)
         return refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
                       "(at +%#lx)", covered, (unsigned long)(into - start));
+    return install_trampoline(start, site, displaced, count, covered, index, why, why_len);
+}
 
-    uint8_t *trampoline = trampoline_alloc(site, why, why_len);
-    if (trampoline == NULL)
-        return false;
-    /* push $index; jmp *0(%rip) -> arenashim_hook_entry */
-    uint8_t *out = trampoline;
-    out[0] = 0x68;
-    uint32_t index32 = index;
-    memcpy(out + 1, &index32, 4);
-    out = emit_absolute_jump(out + 5, (uintptr_t)arenashim_hook_entry);
-    uint8_t *resume = out;
-    for (unsigned i = 0; i < count; i++) {
-        out = relocate(&displaced[i], out, why, why_len);
-        if (out == NULL)
-            return false;
+bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index, char *why,
+                               size_t why_len)
+{
+    uintptr_t site = start;
+    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+    if (memcmp((const void *)start, endbr64, 4) == 0)
+        site += 4;
+    if (*(const uint8_t *)site == 0xcc)
+        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger owns it");
+    if (*(const uint8_t *)site != 0xc3)
+        return refuse(why, why_len, "it is not an empty function (a lone ret)");
+    if (limit < site + PATCH_BYTES)
+        return refuse(why, why_len, "another function starts %lu bytes after it",
+                      (unsigned long)(limit - site));
+    /* The ret, then padding up to at least the patch's end: only no-ops, which nothing jumps
+     * to.  All of it moves to the trampoline, where the ret runs after the hook. */
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)site;
+    size_t size = limit - site;
+    uint64_t address = site;
+    cs_insn displaced[PATCH_BYTES];
+    cs_detail details[PATCH_BYTES];
+    unsigned count = 0;
+    size_t covered = 0;
+    while (covered < PATCH_BYTES) {
+        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn) ||
+            (count > 0 && insn->id != X86_INS_NOP && insn->id != X86_INS_INT3)) {
+            cs_free(insn, 1);
+            return refuse(why, why_len, "the %d bytes after its ret are not all padding", PATCH_BYTES - 1);
+        }
+        displaced[count] = *insn;
+        details[count] = *insn->detail;
+        displaced[count].detail = &details[count];
+        covered += insn->size;
+        count++;
     }
-    emit_absolute_jump(out, site + covered);
-
-    uint8_t patch[16];
-    intptr_t rel = (intptr_t)trampoline - (intptr_t)(site + PATCH_BYTES);
-    int32_t rel32 = (int32_t)rel;
-    patch[0] = 0xe9;
-    memcpy(patch + 1, &rel32, 4);
-    for (size_t i = PATCH_BYTES; i < covered; i++)
-        patch[i] = 0xcc; /* never executed: nothing jumps there (checked above) */
-    hook_table[index].function = start;
-    hook_table[index].resume = (uintptr_t)resume;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!write_code(site, patch, covered, (uintptr_t)trampoline))
-        return refuse(why, why_len, "cannot make its code writable (%s)", strerror(errno));
-    return true;
+    cs_free(insn, 1);
+    return install_trampoline(start, site, displaced, count, covered, index, why, why_len);
 }

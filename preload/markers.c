@@ -16,6 +16,7 @@
 #include "markers.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ static struct marker_spec specs[MARKER_TABLE_MAX];
 static bool root_process;
 static spin_lock markers_lock = SPIN_LOCK_INIT;
 static bool hooks_ready;
+static bool link_map_hooked;
 
 /* Modules already searched, by load base, so a dlopen only looks at new ones. */
 static uintptr_t seen_modules[1024];
@@ -244,38 +246,76 @@ static bool find_module_by_base(const struct loaded_module *module, void *data)
     return false;
 }
 
-/* libc's dlopen and dlmopen get hooks of their own: regions are suspended inside them
- * (library constructors must not allocate into the caller's region) and waiting markers are
- * resolved when they return.  Hooking their return, rather than wrapping them, keeps the
- * caller's RUNPATH and $ORIGIN in effect. */
+/* The loaded module that holds function, with the function's bounds; false if unknown. */
+static bool locate_function(uintptr_t function, struct resolve_context *context)
+{
+    Dl_info info;
+    struct module_query query;
+    memset(&query, 0, sizeof query);
+    memset(context, 0, sizeof *context);
+    if (!dladdr((void *)function, &info))
+        return false;
+    query.base = (uintptr_t)info.dli_fbase;
+    elf_for_each_module(find_module_by_base, &query);
+    if (!query.found || !elf_function_at(&query.module, function, &context->bounds))
+        return false;
+    context->module = query.module;
+    return true;
+}
+
+/* Library constructors run inside dlopen and must not allocate into the caller's region:
+ * libc's dlopen and dlmopen are hooked at their entry, where regions are suspended (shim.h).
+ * Their return address is left alone, so the caller's RUNPATH and $ORIGIN stay in effect. */
 static void install_dlopen_hooks(void)
 {
     static const char *names[] = { "dlopen", "dlmopen" };
     for (unsigned i = 0; i < 2; i++) {
         void *function = dlsym(RTLD_NEXT, names[i]);
-        Dl_info info;
-        if (function == NULL || !dladdr(function, &info) || hook_count == HOOKS_MAX)
-            continue;
-        struct module_query query;
-        memset(&query, 0, sizeof query);
-        query.base = (uintptr_t)info.dli_fbase;
-        elf_for_each_module(find_module_by_base, &query);
         struct resolve_context context;
-        memset(&context, 0, sizeof context);
-        if (!query.found || !elf_function_at(&query.module, (uintptr_t)function, &context.bounds))
-            continue;
-        context.module = query.module;
-        unsigned index = hook_count;
         char why[400];
+        if (function == NULL || hook_count == HOOKS_MAX || !locate_function((uintptr_t)function, &context))
+            continue;
+        unsigned index = hook_count;
         hook_table[index].marker = 0;
         hook_table[index].kind = HOOK_DLOPEN;
         if (hook_patch(context.bounds.start, context.bounds.end, context.module.text_start,
                        context.module.text_end, index, false, why, sizeof why))
             __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
         else if (core.options.verbose >= 1)
-            fprintf(stderr, "arenashim: warning: cannot hook %s (%s): markers in libraries loaded "
-                    "later will not resolve\n", names[i], why);
+            fprintf(stderr, "arenashim: warning: cannot hook %s (%s): constructors of libraries "
+                    "it loads may allocate into the caller's region\n", names[i], why);
     }
+}
+
+/* Markers in libraries loaded later are resolved when the dynamic linker reports a change of
+ * its object list through r_debug.r_brk (_dl_debug_state, where debuggers put a breakpoint):
+ * before the new objects are relocated and their constructors run, whoever loads them
+ * (dlopen, dlmopen, the C library loading NSS or iconv modules).  The function is an empty
+ * return; the patch also covers the alignment padding after it, which must belong to no
+ * function (the next .eh_frame entry starts past the patch). */
+static void install_link_map_hook(void)
+{
+    uintptr_t function = _r_debug.r_brk;
+    struct resolve_context context;
+    char why[400] = "no .eh_frame entry bounds it";
+    if (function != 0 && hook_count < HOOKS_MAX && locate_function(function, &context)) {
+        unsigned index = hook_count;
+        hook_table[index].marker = 0;
+        hook_table[index].kind = HOOK_LINK_MAP;
+        if (hook_patch_empty_function(function, context.bounds.end, index, why, sizeof why)) {
+            __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+            link_map_hooked = true;
+            return;
+        }
+    }
+    for (unsigned i = 0; i < core.marker_count; i++)
+        if (!specs[i].done) {
+            char message[600];
+            snprintf(message, sizeof message, "cannot hook the dynamic linker's r_brk (%s): "
+                     "markers in libraries loaded later will not resolve", why);
+            shim_warn(message);
+            return;
+        }
 }
 
 static bool decide_root_process(void)
@@ -338,6 +378,8 @@ void markers_init(void)
     }
     core.marker_count = count;
     root_process = decide_root_process();
+    if (core.heap_only)
+        return; /* no chunk space (said at start-up): a region would serve nothing */
     if (!hook_arch_init(error, sizeof error)) {
         char message[700];
         snprintf(message, sizeof message, "ARENASHIM_REGIONS: function markers cannot work here: %s", error);
@@ -392,9 +434,10 @@ void markers_init(void)
     }
     elf_for_each_module(remember_module, NULL);
     install_dlopen_hooks();
+    install_link_map_hook();
 }
 
-void markers_after_dlopen(void)
+void markers_after_link_map_change(void)
 {
     if (!hooks_ready)
         return;
@@ -420,7 +463,8 @@ void markers_after_dlopen(void)
             set_refused(i, why);
             char message[700];
             int n = snprintf(message, sizeof message,
-                             "arenashim: warning: marker '%s' resolved after dlopen but was not hooked: %s\n",
+                             "arenashim: warning: marker '%s' resolved in a library loaded later "
+                             "but was not hooked: %s\n",
                              core.markers[i].spec, why);
             ssize_t ignored = write(shim_log_fd, message, (size_t)n);
             (void)ignored;
@@ -437,7 +481,7 @@ void markers_fork_child(void)
 
 void markers_report_unresolved(void)
 {
-    if (!root_process && core.options.verbose == 0)
+    if (core.heap_only || (!root_process && core.options.verbose == 0))
         return;
     for (unsigned i = 0; i < core.marker_count; i++) {
         const struct marker_stats *m = &core.markers[i];
@@ -446,8 +490,9 @@ void markers_report_unresolved(void)
         if (m->refused)
             n = snprintf(message, sizeof message, "arenashim: marker '%s' was refused: %s\n", m->spec, m->reason);
         else if (!m->resolved)
-            n = snprintf(message, sizeof message,
-                         "arenashim: marker '%s' never resolved: its module was never loaded\n", m->spec);
+            n = snprintf(message, sizeof message, "arenashim: marker '%s' never resolved: %s\n", m->spec,
+                         link_map_hooked ? "its module was never loaded"
+                                         : "libraries loaded after start-up were not watched");
         if (n > 0) {
             ssize_t ignored = write(shim_log_fd, message, (size_t)n);
             (void)ignored;

@@ -10,7 +10,7 @@
 void markers_init(void);
 /* After each dlopen: resolve and hook waiting markers in new modules; refusals are reported,
  * never fatal. */
-void markers_after_dlopen(void);
+void markers_after_link_map_change(void);
 /* At exit: list markers that never resolved or were refused. */
 void markers_report_unresolved(void);
 void markers_fork_child(void);

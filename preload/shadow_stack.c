@@ -2,7 +2,8 @@
  * shadow_stack.c — the slow paths of hooked calls, and unwinding the shadow stack.
  *
  * Layer: preload.  hook_enter_slow sets a thread up (its record, shadow stack and cache of
- * region records) and handles dlopen hooks; hook_exit_slow ends regions that allocated
+ * region records) and handles the dynamic linker's hooks (dlopen's entry, the link-map
+ * change); hook_exit_slow ends regions that allocated
  * (faulting their pages) and repairs the shadow stack when a return does not match its top
  * entry.  Both run with the whole register state saved by the stubs, so they may call
  * anything.  shadow_unwind_to and friends serve unwind_guard.c (longjmp, C++ exceptions).
@@ -37,29 +38,43 @@ static bool prepare_thread(void)
     return hook_region_cache != NULL;
 }
 
+/* dlopen's entry: library constructors run inside it and must not allocate into the
+ * caller's region, so the caller's regions are hidden until the thread is back above this
+ * frame (shim.h).  The return address is left alone: the dynamic linker reads it to find
+ * the caller's search path.  A dlopen from a constructor stays under the outer suspension. */
+static void suspend_for_dlopen(uintptr_t *slot)
+{
+    struct thread_state *thread = shim_thread;
+    shim_suspension_check((uintptr_t)slot, thread);
+    if (shim_suspended || thread == NULL)
+        return;
+    shim_suspended_below = (uintptr_t)slot;
+    shim_suspended_at = thread->innermost;
+    shim_suspended = true;
+    shim_sync_region(thread);
+}
+
+/* The link map changed (r_debug.r_brk): resolve waiting markers in new objects, before their
+ * constructors run; with regions hidden, as nothing here belongs to a region. */
+static void link_map_changed(void)
+{
+    struct region *saved = shim_region;
+    shim_region = NULL;
+    markers_after_link_map_change();
+    shim_region = saved;
+}
+
 uintptr_t hook_enter_slow(uintptr_t index, uintptr_t *slot)
 {
     const struct hook *hook = &hook_table[index];
+    if (hook->kind == HOOK_LINK_MAP) {
+        link_map_changed();
+        return hook->resume;
+    }
     if (!prepare_thread() || hook_shadow->depth >= SHADOW_STACK_ENTRIES)
         return hook->resume; /* cannot track this call: it runs unhooked */
     if (hook->kind == HOOK_DLOPEN) {
-        struct shadow_stack *shadow = hook_shadow;
-        unsigned depth = shadow->depth;
-        __atomic_store_n(&shadow->depth, depth + 1, __ATOMIC_RELAXED);
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        struct shadow_entry *entry = &shadow->entries[depth];
-        memset(entry, 0, sizeof *entry);
-        entry->slot = (uintptr_t)slot;
-        entry->real_return = *slot;
-        entry->hook = (uint32_t)index;
-        entry->suspended = 1;
-        entry->saved_suspended = shim_suspended;
-        entry->saved_suspended_at = shim_suspended_at;
-        /* Library constructors run inside dlopen: hide the caller's regions from them. */
-        shim_suspended = true;
-        shim_suspended_at = shim_thread->innermost;
-        shim_sync_region(shim_thread);
-        *slot = (uintptr_t)arenashim_exit_stub;
+        suspend_for_dlopen(slot);
         return hook->resume;
     }
     uintptr_t resume = hook_enter_fast_unchecked(index, slot);
@@ -81,12 +96,6 @@ static void close_entry(struct shadow_entry *entry, uintptr_t end_pc)
 {
     struct thread_state *thread = shim_thread;
     const struct hook *hook = &hook_table[entry->hook];
-    if (entry->suspended) {
-        shim_suspended = entry->saved_suspended;
-        shim_suspended_at = entry->saved_suspended_at;
-        shim_sync_region(thread);
-        return;
-    }
     if (entry->opened_region && thread) {
         /* Regions opened inside the call and never ended (API imbalance) end with it. */
         bool found = false;
@@ -128,7 +137,7 @@ uintptr_t hook_exit_slow(uintptr_t *slot)
     }
     struct shadow_entry *entry = &shadow->entries[i - 1];
     uintptr_t real_return = entry->real_return;
-    bool was_dlopen = entry->suspended;
+    shim_suspension_check((uintptr_t)slot, shim_thread);
     if (alloc_trace_region_stacks && entry->opened_region && entry->region &&
         shim_thread && shim_thread->innermost == entry->region) {
         /* The stack of the return: the caller's frames, with this frame's slot restored. */
@@ -138,20 +147,7 @@ uintptr_t hook_exit_slow(uintptr_t *slot)
     close_entry(entry, real_return);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     shadow->depth = i - 1;
-    if (was_dlopen) {
-        /* New modules: resolve waiting markers, with regions hidden while we do. */
-        bool saved = shim_suspended;
-        struct region *saved_at = shim_suspended_at;
-        shim_suspended = true;
-        shim_suspended_at = shim_thread ? shim_thread->innermost : NULL;
-        shim_sync_region(shim_thread);
-        markers_after_dlopen();
-        shim_suspended = saved;
-        shim_suspended_at = saved_at;
-        shim_sync_region(shim_thread);
-    } else {
-        collector_after_region_end();
-    }
+    collector_after_region_end();
     return real_return;
 }
 

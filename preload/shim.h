@@ -23,10 +23,16 @@
 /* The calling thread's innermost open region (NULL outside regions) and its record. */
 extern __thread struct region *shim_region SHIM_TLS;
 extern __thread struct thread_state *shim_thread SHIM_TLS;
-/* While set, the regions from shim_suspended_at outward are hidden from allocation (inside
- * dlopen, whose library constructors must not allocate into the caller's region). */
+/* While set, the regions from shim_suspended_at outward are hidden from allocation: inside
+ * dlopen, whose library constructors must not allocate into the caller's region.  dlopen is
+ * hooked at its entry only (its return address must stay the caller's: the dynamic linker
+ * searches the caller's RUNPATH), so the end is noticed lazily: the suspension ends at the
+ * first hooked or API call whose return slot lies at or above dlopen's own, i.e. made from
+ * the frame that called dlopen or one further out.  Until then that frame's allocations go
+ * to the heap, which is always safe. */
 extern __thread bool shim_suspended SHIM_TLS;
 extern __thread struct region *shim_suspended_at SHIM_TLS;
+extern __thread uintptr_t shim_suspended_below SHIM_TLS; /* dlopen's return slot */
 
 /* --- init.c -------------------------------------------------------------------------------- */
 
@@ -41,8 +47,19 @@ static inline void shim_sync_region(struct thread_state *thread)
         region = NULL;
     shim_region = region;
 }
+/* Ends the suspension when slot, the return slot of the hooked or API call being entered or
+ * left, shows that the thread is back outside dlopen. */
+static inline void shim_suspension_check(uintptr_t slot, struct thread_state *thread)
+{
+    if (unlikely(shim_suspended) && slot >= shim_suspended_below) {
+        shim_suspended = false;
+        shim_sync_region(thread);
+    }
+}
 /* Writes "arenashim: error: MESSAGE" and exits with status 2 (start-up errors only). */
 __attribute__((noreturn)) void shim_fatal_startup(const char *message);
+/* Writes "arenashim: warning: MESSAGE" to the log in one write. */
+void shim_warn(const char *message);
 /* Is this process a launcher (a shell, env, strace, perf...) rather than the user's program? */
 bool shim_is_launcher(void);
 extern int shim_log_fd;

@@ -10,12 +10,28 @@ void *volatile plugin_escaped;
 /* Made by the constructor, which runs inside dlopen: read long after. */
 static char *constructed;
 
+/* Called by the constructor only: a marker on it opens a region inside dlopen, before
+ * dlopen returns (markers resolve when the library is mapped, before constructors run). */
+__attribute__((noinline)) int plugin_init_scratch(int count)
+{
+    int sum = 0;
+    for (int i = 0; i < count; i++) {
+        char *scratch = malloc(40);
+        if (scratch == NULL)
+            abort();
+        memset(scratch, i, 40);
+        sum += scratch[39];
+        free(scratch);
+    }
+    return sum;
+}
+
 __attribute__((constructor)) static void plugin_init(void)
 {
     constructed = malloc(100);
     if (constructed == NULL)
         abort();
-    strcpy(constructed, "made by the constructor");
+    strcpy(constructed, plugin_init_scratch(5) == 10 ? "made by the constructor" : "bad sum");
 }
 
 const char *plugin_constructed(void)

@@ -124,6 +124,7 @@ class Build:
 
     def compile_all(self):
         self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "runpath" / "plugins").mkdir(parents=True, exist_ok=True)
         src = lambda n: str(HERE / n)
         o = lambda n: str(self.path(n))
 
@@ -145,8 +146,23 @@ class Build:
             stage1.append(("mt_avx-%s.o" % variant, [src("mt_avx.c")],
                            ["gcc"] + [f for f in flags if f not in ("-rdynamic", "-no-pie")] + pic
                            + ["-g", "-mavx2", "-c", "-o", "{out}", src("mt_avx.c")]))
+        # dlopen by bare name through RUNPATHs: an executable ($ORIGIN) and a library of its
+        # ($ORIGIN/plugins), each loading a plugin only its own RUNPATH finds.
+        runpath = ["-Wl,--enable-new-dtags"]
+        stage1 += [
+            ("runpath/libmkplugin.so", [src("libmkplugin.c")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
+            ("runpath/plugins/libmkplugin2.so", [src("libmkplugin.c")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
+            ("runpath/libmkloader.so", [src("libmkloader.c")],
+             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkloader.c"),
+              "-Wl,-rpath,$ORIGIN/plugins"] + runpath + ["-ldl"]),
+        ]
         self._parallel(stage1)
-        stage1b = [("libmkdep.so", [src("libmkdep.c"), o("libmkshared.so")],
+        stage1b = [
+            ("runpath/dlpath", [src("dlpath.c"), o("runpath/libmkloader.so")],
+             ["gcc", "-O2", "-g", "-rdynamic", "-o", "{out}", src("dlpath.c"),
+              "-L" + str(self.out / "runpath"), "-lmkloader", "-Wl,-rpath,$ORIGIN"] + runpath + ["-ldl"]),("libmkdep.so", [src("libmkdep.c"), o("libmkshared.so")],
                     ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkdep.c"),
                      "-L" + str(self.out), "-lmkshared", "-Wl,-rpath,$ORIGIN"])]
         self._parallel(stage1b)
@@ -317,7 +333,7 @@ class Case:
 
     def argv(self, build):
         program = self.program
-        if "/" not in program and build.path(program).exists():
+        if not program.startswith("/") and build.path(program).exists():
             program = str(build.path(program))
         elif "/" not in program:
             found = shutil.which(program)
@@ -331,7 +347,7 @@ class Case:
         for need in self.needs:
             if shutil.which(need) is None:
                 raise Skip("%s is not installed" % need)
-        if "/" not in self.program and (self.program in build.errors or
+        if not self.program.startswith("/") and (self.program in build.errors or
                                         self.program + ".full" in build.errors):
             raise Failure("program %s did not build:\n%s" % (
                 self.program, build.errors.get(self.program) or build.errors.get(self.program + ".full")))
@@ -605,6 +621,30 @@ def other_cases():
     # The offset form on an unstripped binary too.
     add("offset/unstripped", "mt-o2", ["alloc", "static", 5, 3], ["{off:static_work}"],
         same_as_plain=True, check=expect_stats(begun=5, allocs=15, markers={"{off:static_work}": 5}))
+
+    # dlopen by bare name resolves exactly as without arenashim: the search path is the
+    # calling object's RUNPATH, found from dlopen's return address, which no hook may change.
+    rp = "runpath/dlpath"
+    add("dlopen/runpath-executable", rp, ["exe", "libmkplugin.so"], ["main:main"], same_as_plain=True,
+        check=expect_stats(begun=1, markers={"main:main": 1}))
+    add("dlopen/runpath-executable-plugin-marker", rp, ["exe", "libmkplugin.so", 6],
+        ["main:main", "libmkplugin.so:plugin_work"], same_as_plain=True,
+        check=expect_stats(begun=7, markers={"main:main": 1, "libmkplugin.so:plugin_work": 6}))
+    add("dlopen/runpath-library", rp, ["lib", "libmkplugin2.so", 4],
+        ["main:main", "libmkplugin2.so:plugin_work"], same_as_plain=True,
+        check=expect_stats(begun=5, markers={"main:main": 1, "libmkplugin2.so:plugin_work": 4}))
+    add("dlopen/runpath-dlmopen", rp, ["dlmopen", "libmkplugin.so", 3], ["main:main"], same_as_plain=True,
+        check=expect_stats(begun=1, markers={"main:main": 1}))
+    # dlopen inside a marked call: the constructor's object outlives the region, and the call
+    # goes on allocating after dlopen returns (the heap serves it until the next hooked call).
+    add("dlopen/runpath-inside-marked-call", rp, ["marked", "libmkplugin.so", 20],
+        ["load_and_use", "libmkplugin.so:plugin_work"], same_as_plain=True,
+        check=expect_stats(begun=21, markers={"load_and_use": 1, "libmkplugin.so:plugin_work": 20}))
+    # Markers in a library resolve before its constructors run: one called only by the
+    # constructor opens its region inside dlopen.
+    add("dlopen/marker-called-by-constructor", "dl", [plugin, "calls", 2, 2],
+        ["libmkplugin.so:plugin_init_scratch"], same_as_plain=True,
+        check=expect_stats(begun=1, allocs=5, markers={"libmkplugin.so:plugin_init_scratch": 1}))
 
     # dlopen: MODULE:FUNC resolves when the library arrives.
     add("dlopen/qualified", "dl", [plugin, "calls", 10, 4], ["libmkplugin.so:plugin_work"],
