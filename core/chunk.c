@@ -109,6 +109,8 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
 
 bool chunk_acquire_or_reclaim(uint32_t count, uint32_t *index)
 {
+    if (core.heap_only)
+        return false; /* said once at start-up; no scan can make chunk space appear */
     if (chunk_acquire(count, index))
         return true;
     if (core.reclaim && core.reclaim() && chunk_acquire(count, index))

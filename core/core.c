@@ -2,7 +2,10 @@
  * core.c — start-up of the core and the thread records.
  *
  * Layer: core.  core_init reserves the chunk address space (PROT_NONE, MAP_NORESERVE,
- * aligned to the chunk size) and maps the chunk table and bitmap as metadata.  Thread
+ * aligned to the chunk size) and maps the chunk table and bitmap as metadata.  The default
+ * reservation (256 GiB) shrinks to a quarter of what RLIMIT_AS leaves, and halves while the
+ * kernel refuses it; below 32 chunks the core runs heap-only (regions open, the heap serves
+ * them).  A reserve= the user gave is met or is an error.  Thread
  * records (thread_state) are created when a thread first opens a region and retired at
  * thread exit, when their open regions end and their counters fold into the global ones;
  * records are recycled, never unmapped, so a stale pointer to one stays harmless.
@@ -29,7 +32,38 @@ static unsigned log2_exact(size_t x)
     return (unsigned)__builtin_ctzll((unsigned long long)x);
 }
 
-bool core_init(const struct options *options, char *error, size_t error_len)
+/* The share of the address space RLIMIT_AS leaves that the chunk space may take by default:
+ * the program keeps the rest for its own heap, stacks and libraries. */
+#define RESERVE_SHARE_OF_LIMIT 4
+/* Fewer chunks than this serve too little to be worth regions at all. */
+#define RESERVE_MIN_CHUNKS 32
+
+/* The chunk space to ask for: the option as given, or the default capped by the limit. */
+static size_t reserve_wanted(const struct options *options)
+{
+    size_t wanted = align_up(options->reserve, options->chunk_size);
+    if (options->reserve_given)
+        return wanted;
+    size_t left = address_space_left();
+    if (left != SIZE_MAX && wanted > left / RESERVE_SHARE_OF_LIMIT)
+        wanted = (left / RESERVE_SHARE_OF_LIMIT) & ~(options->chunk_size - 1);
+    return wanted;
+}
+
+static void describe_limit(char *message, size_t message_len, const char *what, size_t bytes,
+                           int error)
+{
+    size_t left = address_space_left();
+    if (left != SIZE_MAX)
+        snprintf(message, message_len,
+                 "%s %zu bytes of address space for chunks: the address-space limit (ulimit -v) "
+                 "leaves %zu bytes", what, bytes, left);
+    else
+        snprintf(message, message_len, "%s %zu bytes of address space for chunks (%s)", what,
+                 bytes, strerror(error));
+}
+
+bool core_init(const struct options *options, char *message, size_t message_len)
 {
     if (core.initialized)
         return true;
@@ -38,31 +72,38 @@ bool core_init(const struct options *options, char *error, size_t error_len)
     core.chunk_size = options->chunk_size;
     core.chunk_shift = log2_exact(options->chunk_size);
     core.small_max = options->chunk_size / 4;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    core.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    core.start_cycles = cycle_counter();
 
-    /* Over-reserve by one chunk so the base can be aligned to the chunk size. */
-    size_t bytes = align_up(options->reserve, options->chunk_size);
-    void *raw = mmap(NULL, bytes + options->chunk_size, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) {
-        snprintf(error, error_len,
-                 "cannot reserve %zu bytes of address space for chunks (%s); lower it with "
-                 "ARENASHIM_OPTIONS=reserve=64G", bytes, strerror(errno));
-        return false;
+    size_t wanted = reserve_wanted(options), bytes = wanted;
+    size_t minimum = options->reserve_given ? wanted : RESERVE_MIN_CHUNKS * options->chunk_size;
+    void *base = wanted >= minimum ? address_space_reserve(&bytes, minimum, options->chunk_size) : NULL;
+    if (base == NULL) {
+        if (options->reserve_given) {
+            describe_limit(message, message_len, "ARENASHIM_OPTIONS: reserve: cannot reserve", wanted, errno);
+            snprintf(message + strlen(message), message_len - strlen(message),
+                     "; lower reserve= or leave it out to size it to the limit");
+            return false;
+        }
+        /* Nothing useful fits: the program runs on the heap alone rather than not at all. */
+        describe_limit(message, message_len, "cannot reserve even", minimum, errno);
+        snprintf(message + strlen(message), message_len - strlen(message),
+                 "%s; regions are off and every allocation goes to jemalloc",
+                 address_space_left() != SIZE_MAX ? ", of which chunks may take a quarter" : "");
+        core.heap_only = true;
+        __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
+        return true;
     }
-    uintptr_t base = align_up((uintptr_t)raw, options->chunk_size);
-    if (base != (uintptr_t)raw)
-        munmap(raw, base - (uintptr_t)raw);
-    uintptr_t raw_end = (uintptr_t)raw + bytes + options->chunk_size;
-    if (raw_end != base + bytes)
-        munmap((void *)(base + bytes), raw_end - (base + bytes));
 
     core.chunk_count = (uint32_t)(bytes >> core.chunk_shift);
     core.chunks = metadata_map((size_t)core.chunk_count * sizeof(struct chunk_meta));
     size_t bitmap_words = (core.chunk_count + 63) / 64;
     core.taken = metadata_map(bitmap_words * sizeof(uint64_t));
     if (core.chunks == NULL || core.taken == NULL) {
-        munmap((void *)base, bytes);
-        snprintf(error, error_len, "cannot map %u chunk records (%s); lower reserve or raise "
+        munmap(base, bytes);
+        snprintf(message, message_len, "cannot map %u chunk records (%s); lower reserve or raise "
                  "chunk_size", core.chunk_count, strerror(errno));
         return false;
     }
@@ -70,13 +111,13 @@ bool core_init(const struct options *options, char *error, size_t error_len)
      * taken chunks, so zero means available; only the bits past the last chunk are set. */
     if (core.chunk_count % 64)
         core.taken[bitmap_words - 1] = ~(((uint64_t)1 << (core.chunk_count % 64)) - 1);
+    /* A quarantine that may fill the whole space would force a scan only once nothing is
+     * left: with a reservation shrunk to a limit, scan at a quarter of it. */
+    if (!options->quarantine_max_given && core.options.quarantine_max > bytes / 4)
+        core.options.quarantine_max = bytes / 4;
 
     core.size = bytes;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    core.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    core.start_cycles = cycle_counter();
-    __atomic_store_n(&core.base, base, __ATOMIC_RELEASE);
+    __atomic_store_n(&core.base, (uintptr_t)base, __ATOMIC_RELEASE);
     __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
     return true;
 }

@@ -213,6 +213,7 @@ struct core {
     /* Set by the preload: a free() after its region ended (verbose reports it). */
     void (*escape_hook)(uintptr_t address);
     uint64_t start_cycles, start_ns;
+    bool heap_only; /* no chunk space: regions open, but the heap serves them */
     bool initialized;
 };
 
@@ -373,7 +374,11 @@ static inline unsigned region_push(struct thread_state *thread, struct region *r
 
 /* --- core.c ------------------------------------------------------------------------------ */
 
-bool core_init(const struct options *options, char *error, size_t error_len);
+/* Reserves the chunk space and maps its tables.  false: an error the program must stop on
+ * (an explicit reserve= that cannot be met), described in message.  true with
+ * core.heap_only set: no useful reservation fits the process's limits, so regions serve
+ * nothing and every allocation goes to the heap; message says why, for one warning. */
+bool core_init(const struct options *options, char *message, size_t message_len);
 void core_fork_child(struct thread_state *survivor);
 void core_lock_all(void);
 void core_unlock_all(void);
@@ -449,6 +454,15 @@ enum escape_kind { ESCAPE_ACCESS, ESCAPE_FREE };
  * allocation was traced, per event otherwise.  Returns the allocation's stack id (0: unknown)
  * and, through first, whether this object was seen escaping for the first time. */
 uint32_t escape_note(uintptr_t address, enum escape_kind kind, bool *first);
+
+/* --- address_space.c ------------------------------------------------------------------------ */
+
+/* What RLIMIT_AS still lets the process map; SIZE_MAX when unlimited. */
+size_t address_space_left(void);
+/* Reserves up to *bytes (PROT_NONE, MAP_NORESERVE, aligned to alignment, a power of two),
+ * halving on refusal down to minimum; *bytes becomes what was reserved.  NULL when not even
+ * minimum could be had. */
+void *address_space_reserve(size_t *bytes, size_t minimum, size_t alignment);
 
 /* --- metadata.c ---------------------------------------------------------------------------- */
 

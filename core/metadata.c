@@ -6,10 +6,10 @@
  * registered so the conservative scanner skips it: this metadata names chunk addresses on
  * purpose (cursors, dead ranges) and must never count as a pointer that keeps a chunk alive.
  *
- * Most metadata is carved from one large MAP_NORESERVE area reserved on first use (pages
- * cost memory only when touched), so the scan's skip list stays a handful of ranges however
- * much metadata a long run accumulates.  Metadata is never unmapped: a range that left the
- * skip list while still registered, or the reverse, would let the scan miss a pointer.
+ * Metadata is carved from large areas of reserved address space (below), so the scan's skip
+ * list stays a handful of ranges however much metadata a long run accumulates.  Metadata is
+ * never unmapped: a range that left the skip list while still registered, or the reverse,
+ * would let the scan miss a pointer.
  *
  * Fixed-size pools hand out zeroed objects from 64 KiB blocks and keep freed objects on a
  * free list; blocks are never returned, which bounds the work on the hot paths to a pop.
@@ -44,32 +44,55 @@ void metadata_register(const void *start, size_t bytes)
     registry_add((uintptr_t)start, (uintptr_t)start + bytes);
 }
 
-#define METADATA_AREA_BYTES ((size_t)64 << 30)
+/* Metadata is carved from areas of reserved address space, made readable-writable a step at
+ * a time as the cursor reaches it: a never-used area costs neither memory nor commit charge
+ * (vm.overcommit_memory=2 counts writable mappings, MAP_NORESERVE or not).  The first area
+ * is large, so the skip list stays short; under RLIMIT_AS it is a small share of what the
+ * limit leaves, and a full area is followed by another. */
+#define METADATA_AREA_MAX ((size_t)64 << 30)
+#define METADATA_AREA_MIN ((size_t)4 << 20)
+#define METADATA_SHARE_OF_LIMIT 32
+#define METADATA_COMMIT_STEP ((size_t)1 << 20)
 
 static struct {
     spin_lock lock;
-    uintptr_t cursor, end;
-    bool failed;
+    uintptr_t cursor, committed, end;
 } area;
+
+static bool area_open(size_t at_least)
+{
+    size_t left = address_space_left();
+    size_t bytes = left == SIZE_MAX ? METADATA_AREA_MAX : left / METADATA_SHARE_OF_LIMIT;
+    if (bytes > METADATA_AREA_MAX)
+        bytes = METADATA_AREA_MAX;
+    size_t minimum = align_up(at_least > METADATA_AREA_MIN ? at_least : METADATA_AREA_MIN,
+                              METADATA_COMMIT_STEP);
+    if (bytes < minimum)
+        bytes = minimum;
+    void *base = address_space_reserve(&bytes, minimum, METADATA_COMMIT_STEP);
+    if (base == NULL)
+        return false;
+    registry_add((uintptr_t)base, (uintptr_t)base + bytes);
+    area.cursor = area.committed = (uintptr_t)base;
+    area.end = (uintptr_t)base + bytes;
+    return true;
+}
 
 static void *area_take(size_t bytes)
 {
     void *p = NULL;
     spin_lock_acquire(&area.lock);
-    if (area.end == 0 && !area.failed) {
-        void *base = mmap(NULL, METADATA_AREA_BYTES, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (base == MAP_FAILED) {
-            area.failed = true;
-        } else {
-            area.cursor = (uintptr_t)base;
-            area.end = (uintptr_t)base + METADATA_AREA_BYTES;
-            registry_add(area.cursor, area.end);
+    if (area.end - area.cursor >= bytes || area_open(bytes)) {
+        uintptr_t need = area.cursor + bytes;
+        if (need > area.committed) {
+            uintptr_t to = align_up(need, METADATA_COMMIT_STEP);
+            if (mprotect((void *)area.committed, to - area.committed, PROT_READ | PROT_WRITE) == 0)
+                area.committed = to;
         }
-    }
-    if (area.end && area.end - area.cursor >= bytes) {
-        p = (void *)area.cursor;
-        area.cursor += bytes;
+        if (need <= area.committed) {
+            p = (void *)area.cursor;
+            area.cursor = need;
+        }
     }
     spin_lock_release(&area.lock);
     return p;
@@ -77,15 +100,7 @@ static void *area_take(size_t bytes)
 
 void *metadata_map(size_t bytes)
 {
-    bytes = align_up(bytes, PAGE_SIZE_BYTES);
-    void *p = area_take(bytes);
-    if (p)
-        return p;
-    p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    registry_add((uintptr_t)p, (uintptr_t)p + bytes);
-    return p;
+    return area_take(align_up(bytes, PAGE_SIZE_BYTES));
 }
 
 unsigned metadata_ranges(uintptr_t (*ranges)[2], unsigned max)

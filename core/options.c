@@ -168,6 +168,7 @@ static bool apply_pair(struct options *options, const char *key, size_t key_len,
                         "ARENASHIM_OPTIONS: reserve=%.*s: expected a size from 64M to 64T, "
                         "e.g. reserve=256G", vl, value);
         options->reserve = size;
+        options->reserve_given = true;
     } else if (KEY("on_dangling")) {
         if (value_is(value, value_len, "abort"))
             options->on_dangling = ON_DANGLING_ABORT;
@@ -186,6 +187,7 @@ static bool apply_pair(struct options *options, const char *key, size_t key_len,
                         "ARENASHIM_OPTIONS: quarantine_max=%.*s: expected a non-zero size, "
                         "e.g. quarantine_max=1G", vl, value);
         options->quarantine_max = size;
+        options->quarantine_max_given = true;
     } else if (KEY("scan")) {
         if (!parse_bool(value, value_len, &options->scan))
             return fail(error, error_len, "ARENASHIM_OPTIONS: scan=%.*s: expected 'on' or 'off'", vl,
@@ -228,6 +230,38 @@ static bool apply_pair(struct options *options, const char *key, size_t key_len,
     }
 #undef KEY
     return true;
+}
+
+unsigned options_restrict_for_secure_execution(struct options *options, char *dropped, size_t len)
+{
+    struct options defaults;
+    options_set_defaults(&defaults);
+    const char *names[4];
+    unsigned count = 0;
+    if (options->log_path[0] != '\0') {
+        options->log_path[0] = '\0';
+        names[count++] = "log_path";
+    }
+    if (options->stats_json[0] != '\0') {
+        options->stats_json[0] = '\0';
+        names[count++] = "stats_json";
+    }
+    if (options->on_dangling != defaults.on_dangling) {
+        options->on_dangling = defaults.on_dangling;
+        names[count++] = "on_dangling";
+    }
+    if (options->partial_reuse != defaults.partial_reuse) {
+        options->partial_reuse = defaults.partial_reuse;
+        names[count++] = "partial_reuse";
+    }
+    size_t used = 0;
+    if (len > 0)
+        dropped[0] = '\0';
+    for (unsigned i = 0; i < count && used < len; i++) {
+        int n = snprintf(dropped + used, len - used, "%s%s", i ? ", " : "", names[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return count;
 }
 
 bool options_parse(struct options *options, const char *text, char *error, size_t error_len)

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ __thread struct region *shim_region SHIM_TLS;
 __thread struct thread_state *shim_thread SHIM_TLS;
 __thread bool shim_suspended SHIM_TLS;
 __thread struct region *shim_suspended_at SHIM_TLS;
+__thread uintptr_t shim_suspended_below SHIM_TLS;
 
 int shim_log_fd = STDERR_FILENO;
 
@@ -52,6 +54,16 @@ void shim_fatal_startup(const char *message)
     ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
     (void)ignored;
     _exit(2);
+}
+
+void shim_warn(const char *message)
+{
+    char line[1200];
+    int n = snprintf(line, sizeof line, "arenashim: warning: %s\n", message);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    ssize_t ignored = write(shim_log_fd, line, (size_t)n);
+    (void)ignored;
 }
 
 /* Expands "%p" to the process id, so each process of a tree gets its own file. */
@@ -90,17 +102,28 @@ static void check_directory_writable(const char *key, const char *path)
     }
 }
 
+/* Opens the log named by pattern for appending.  A symbolic link planted at the path is not
+ * followed (O_NOFOLLOW): the report would go wherever it points, with this process's rights.
+ * A new file is made 0644 at most (the umask may take more away). */
+static int open_log_file(const char *pattern, char *path, size_t path_len)
+{
+    expand_path(path, path_len, pattern);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+}
+
 static void open_log(const struct options *options)
 {
     char path[OPTIONS_PATH_MAX + 32], message[3 * OPTIONS_PATH_MAX];
     if (options->log_path[0] == '\0')
         return;
-    expand_path(path, sizeof path, options->log_path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open_log_file(options->log_path, path, sizeof path);
     if (fd < 0) {
+        int error = errno;
         snprintf(message, sizeof message,
                  "ARENASHIM_OPTIONS: log_path=%s: cannot open '%s' for appending (%s); give a "
-                 "writable file path", options->log_path, path, strerror(errno));
+                 "writable file path", options->log_path, path,
+                 error == ELOOP ? "it is a symbolic link, which arenashim does not follow"
+                                : strerror(error));
         shim_fatal_startup(message);
     }
     shim_log_fd = fd;
@@ -166,8 +189,7 @@ static void fork_child(void)
         /* A child that does not exec reports into its own file. */
         int old = shim_log_fd;
         char path[OPTIONS_PATH_MAX + 32];
-        expand_path(path, sizeof path, core.options.log_path);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int fd = open_log_file(core.options.log_path, path, sizeof path);
         if (fd >= 0) {
             shim_log_fd = fd;
             close(old);
@@ -203,11 +225,21 @@ static void initialize(void)
     options_set_defaults(&options);
     if (!options_parse(&options, getenv("ARENASHIM_OPTIONS"), error, sizeof error))
         shim_fatal_startup(error);
+    if (getauxval(AT_SECURE)) {
+        char dropped[128], message[256];
+        if (options_restrict_for_secure_execution(&options, dropped, sizeof dropped) > 0) {
+            snprintf(message, sizeof message, "secure-execution process (setuid, setgid or "
+                     "capabilities): ARENASHIM_OPTIONS %s ignored", dropped);
+            shim_warn(message);
+        }
+    }
     open_log(&options);
     if (options.stats_json[0])
         check_directory_writable("stats_json", options.stats_json);
     if (!core_init(&options, error, sizeof error))
         shim_fatal_startup(error);
+    if (core.heap_only)
+        shim_warn(error);
     shim_heap_init();
     heap_ranges_init();
     core.current_thread = current_thread_record;
@@ -303,10 +335,12 @@ void shim_write_stats(void)
         if (n >= sizeof buffer - 1)
             n = sizeof buffer - 2;
         buffer[n++] = '\n';
-        /* Write beside the target and rename, so a reader never sees half a file. */
+        /* Write beside the target and rename, so a reader never sees half a file.  The
+         * temporary name is fresh (mkostemp: O_EXCL, mode 0600), so nothing planted there
+         * is written through; rename replaces a link at the target instead of following it. */
         char temporary[OPTIONS_PATH_MAX + 64];
-        snprintf(temporary, sizeof temporary, "%s.tmp.%d", path, (int)getpid());
-        int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        snprintf(temporary, sizeof temporary, "%s.XXXXXX", path);
+        int fd = mkostemp(temporary, O_CLOEXEC);
         if (fd >= 0) {
             size_t done = 0;
             while (done < n) {
