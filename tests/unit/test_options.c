@@ -379,7 +379,51 @@ static void test_error_buffer(void)
     CHECK(all_bytes_are(small + 8, 8, 'X'));
 }
 
+static void test_secure_execution(void)
+{
+    /* The keys a less privileged user could use against a setuid process are reset and named;
+     * the rest stay as parsed. */
+    char dropped[128];
+    REQUIRE(parse("log_path=/tmp/x.log,stats_json=/tmp/s.json,on_dangling=recover,partial_reuse=1,"
+                  "chunk_size=4M,stats=1,verbose=1,scan=off"));
+    CHECK_EQ(options_restrict_for_secure_execution(&parsed, dropped, sizeof dropped), 4);
+    CHECK(strcmp(dropped, "log_path, stats_json, on_dangling, partial_reuse") == 0);
+    CHECK_EQ(parsed.log_path[0], '\0');
+    CHECK_EQ(parsed.stats_json[0], '\0');
+    CHECK_EQ(parsed.on_dangling, ON_DANGLING_ABORT);
+    CHECK(!parsed.partial_reuse);
+    CHECK_EQ(parsed.chunk_size, 4 * MIB);
+    CHECK(parsed.stats);
+    CHECK_EQ(parsed.verbose, 1);
+    CHECK(!parsed.scan);
+    /* Only what was set is named; nothing set, nothing dropped. */
+    REQUIRE(parse("stats_json=/tmp/s.json"));
+    CHECK_EQ(options_restrict_for_secure_execution(&parsed, dropped, sizeof dropped), 1);
+    CHECK(strcmp(dropped, "stats_json") == 0);
+    REQUIRE(parse("stats=1"));
+    CHECK_EQ(options_restrict_for_secure_execution(&parsed, dropped, sizeof dropped), 0);
+    CHECK_EQ(dropped[0], '\0');
+    /* A short buffer is cut, never overrun. */
+    char tiny[6];
+    memset(tiny, 'x', sizeof tiny);
+    REQUIRE(parse("log_path=/a,stats_json=/b"));
+    CHECK_EQ(options_restrict_for_secure_execution(&parsed, tiny, 5), 2);
+    CHECK_EQ(tiny[5], 'x');
+    CHECK(strlen(tiny) < 5);
+}
+
+static void test_given_flags(void)
+{
+    /* Whether reserve and quarantine_max were given decides whether the core may shrink them. */
+    REQUIRE(parse(""));
+    CHECK(!parsed.reserve_given && !parsed.quarantine_max_given);
+    REQUIRE(parse("reserve=64G,quarantine_max=2G"));
+    CHECK(parsed.reserve_given && parsed.quarantine_max_given);
+}
+
 static const struct test_case cases[] = {
+    TEST_CASE(secure_execution),
+    TEST_CASE(given_flags),
     TEST_CASE(defaults),
     TEST_CASE(parse_size),
     TEST_CASE(chunk_size),

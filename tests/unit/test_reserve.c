@@ -6,6 +6,8 @@
 #include "check.h"
 #include "scan.h"
 
+#include <sys/resource.h>
+
 #define OPTIONS "reserve=64M,chunk_size=1M"
 
 static void test_geometry(void)
@@ -215,7 +217,86 @@ static void test_thread_churn_does_not_leak_chunks(void)
     CHECK_EQ(c.retired.regions_ended, 32);
 }
 
+/* Limits the address space to what the process maps now plus extra bytes. */
+static void limit_address_space(size_t extra)
+{
+    struct rlimit limit;
+    size_t now = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    REQUIRE(statm != NULL && fscanf(statm, "%zu", &now) == 1);
+    fclose(statm);
+    limit.rlim_cur = limit.rlim_max = now * 4096 + extra;
+    REQUIRE(setrlimit(RLIMIT_AS, &limit) == 0);
+}
+
+/* The sanitizers' runtimes map more as they go: an address-space limit would stop them,
+ * not the code under test. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIMIT_TESTS_RUN 0
+#else
+#define LIMIT_TESTS_RUN 1
+#endif
+
+static void test_limit_shrinks_default_reserve(void)
+{
+    if (!LIMIT_TESTS_RUN)
+        return;
+    /* ulimit -v 8G: the default 256G cannot be had; a quarter of what is left is taken, the
+     * quarantine scans at a quarter of that, and regions work. */
+    limit_address_space((size_t)8 << 30);
+    test_setup("");
+    CHECK(!core.heap_only);
+    CHECK(core.size <= (size_t)2 << 30);
+    CHECK(core.size >= (size_t)1 << 30);
+    CHECK(core.options.quarantine_max <= core.size / 4);
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    char *p = region_alloc(t->innermost, 1000);
+    REQUIRE(p != NULL);
+    memset(p, 1, 1000);
+    char *big = region_alloc(t->innermost, 64u << 20);
+    REQUIRE(big != NULL);
+    big[(64u << 20) - 1] = 1;
+    CHECK(region_end(t, 0));
+}
+
+static void test_limit_too_small_runs_heap_only(void)
+{
+    if (!LIMIT_TESTS_RUN)
+        return;
+    /* Nothing useful fits: heap-only, never a failure; regions open and serve nothing, and no
+     * scan is attempted to find chunk space that cannot exist. */
+    limit_address_space((size_t)48 << 20);
+    test_setup("");
+    CHECK(core.heap_only);
+    CHECK_EQ(core.size, 0);
+    CHECK(!core_owns((void *)0x10000));
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    CHECK(region_alloc(t->innermost, 100) == NULL);
+    CHECK(region_alloc(t->innermost, 1u << 20) == NULL);
+    CHECK(region_end(t, 0));
+    CHECK_EQ(test_stats().reserve_exhausted, 0);
+}
+
+static void test_limit_with_given_reserve_is_an_error(void)
+{
+    if (!LIMIT_TESTS_RUN)
+        return;
+    limit_address_space((size_t)1 << 30);
+    struct options options;
+    char message[512];
+    options_set_defaults(&options);
+    REQUIRE(options_parse(&options, "reserve=64G", message, sizeof message));
+    CHECK(!core_init(&options, message, sizeof message));
+    CHECK_STR_CONTAINS(message, "reserve");
+    CHECK_STR_CONTAINS(message, "ulimit -v");
+}
+
 static const struct test_case cases[] = {
+    TEST_CASE(limit_shrinks_default_reserve),
+    TEST_CASE(limit_too_small_runs_heap_only),
+    TEST_CASE(limit_with_given_reserve_is_an_error),
     TEST_CASE(geometry),
     TEST_CASE(exhaustion_small),
     TEST_CASE(exhaustion_spans),
