@@ -287,7 +287,7 @@ __attribute__((constructor(101))) static void arenashim_load(void)
 bool shim_is_launcher(void)
 {
     static const char *launchers[] = {
-        "env", "time", "timeout", "nice", "ionice", "taskset", "chrt", "numactl", "setarch",
+        "env", "time", "timeout", "nice", "ionice", "taskset", "chrt", "numactl", "setarch", "prlimit",
         "stdbuf", "nohup", "flock", "xargs", "strace", "ltrace", "perf", "gdb", "valgrind",
         "sh", "bash", "dash", "zsh", "ksh", "busybox", "sudo", "su", "runuser", "setsid",
         "hyperfine", "make", "catchsegv", "unshare", "nsenter", NULL,

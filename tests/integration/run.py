@@ -477,6 +477,89 @@ class FuncCase(Case):
         self.func(ctx, case_dir, state)
 
 
+# --- secure execution and the files arenashim writes (issue 9) -------------------------------
+
+TRUSTED_LIBRARY_DIR = Path("/usr/lib/x86_64-linux-gnu")
+NOBODY = 65534
+
+
+def setuid_options_check(setuid):
+    """A setuid-root copy of counted, run by nobody with the preload from a trusted directory
+    (where glibc preloads a set-user-ID library by bare name in a secure-execution process, as
+    /etc/ld.so.preload would): log_path, stats_json and on_dangling from the environment must
+    be ignored, with one warning naming them, or any user could make root create files where
+    they choose.  With setuid=False the same run without the set-user-ID bit writes both
+    files: the check tells the two apart."""
+    def run_case(ctx, case_dir, state):
+        expect(os.geteuid() == 0, "needs root, to make a set-user-ID program")
+        expect(shutil.which("setpriv"), "needs setpriv (util-linux)")
+        home = Path(tempfile.mkdtemp(prefix="arenashim-secure.", dir="/tmp"))
+        name = "libarenashim-test-%s.so" % home.name.split(".")[-1]
+        library = TRUSTED_LIBRARY_DIR / name
+        try:
+            shutil.copy(ctx.build.lib.resolve(), library)
+            os.chmod(library, 0o4755)
+            os.chmod(home, 0o755)
+            program = home / "counted"
+            shutil.copy(ctx.build.bin / "counted", program)
+            os.chown(program, 0, 0)
+            os.chmod(program, 0o4755 if setuid else 0o755)
+            user_dir = home / "user"
+            user_dir.mkdir()
+            os.chown(user_dir, NOBODY, NOBODY)
+            options = "log_path=%s/log,stats_json=%s/stats.json,on_dangling=recover" % (user_dir, user_dir)
+            # env sets the variables for the program alone: setpriv and env run without them.
+            argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                    "env", "LD_PRELOAD=" + (name if setuid else str(library)), "ARENASHIM_OPTIONS=" + options,
+                    str(program), "3", "4", "0"]
+            env = base_env()
+            run = state["run"] = run_process(argv, env, 30 * ctx.timeout_scale, cwd=str(home))
+            expect(run.rc == 0, "exit status %s" % describe_status(run.rc))
+            expect("OK counted" in run.out and "NOSHIM" not in run.out,
+                   "counted did not run with the preload: %r" % run.out[-200:])
+            written = sorted(p.name for p in user_dir.iterdir())
+            if setuid:
+                expect(written == [], "the set-user-ID process wrote %s in the user's directory" % written)
+                expect("secure-execution process" in run.err and
+                       "log_path, stats_json, on_dangling ignored" in run.err,
+                       "no warning naming the ignored options: %r" % run.err[-300:])
+            else:
+                expect("stats.json" in written and "log" in written,
+                       "the plain run did not write its files (%s): the check proves nothing" % written)
+        finally:
+            library.unlink(missing_ok=True)
+            shutil.rmtree(home, ignore_errors=True)
+    return run_case
+
+
+def planted_symlink_setup(target_name):
+    def setup(ctx, case_dir):
+        (case_dir / "victim").write_text("precious\n")
+        os.symlink(case_dir / "victim", case_dir / target_name)
+    return setup
+
+
+def log_symlink_refused(run, case_dir):
+    expect((case_dir / "victim").read_text() == "precious\n", "the file behind the link was written")
+    expect("symbolic link" in run.first_err_line(), "the error does not say why: %r" % run.first_err_line())
+
+
+def stats_symlink_replaced(run, case_dir):
+    expect((case_dir / "victim").read_text() == "precious\n", "the file behind the link was written")
+    target = case_dir / "stats.json"
+    expect(not target.is_symlink(), "stats.json is still a link")
+    json.loads(target.read_text())
+    mode = target.stat().st_mode & 0o777
+    expect(mode & 0o133 == 0, "stats.json has mode %o (more than 0644)" % mode)
+    leftovers = [p.name for p in case_dir.iterdir() if p.name.startswith("stats.json.") and not p.is_symlink()]
+    expect(leftovers == [], "temporary files left: %s" % leftovers)
+
+
+def log_mode_check(run, case_dir):
+    mode = (case_dir / "new.log").stat().st_mode & 0o777
+    expect(mode & 0o133 == 0, "the log was created with mode %o (more than 0644)" % mode)
+
+
 # --- large heaps outside regions (issue 9) ----------------------------------------------------
 
 DEBIAN_JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
@@ -861,7 +944,47 @@ def cases():
     c.append(FuncCase("syscalls/allocating-regions-do-fault", syscalls_do_not_scale(100, None, True),
                       needs="strace", programs=["empty_regions"]))
 
-    # 11. Large heaps outside regions: the preload's extent bookkeeping keeps up with jemalloc.
+    # 11. Secure execution, files, address-space limits (issue 9).
+    c.append(FuncCase("secure/setuid-ignores-file-options", setuid_options_check(True), programs=["counted"]))
+    c.append(FuncCase("secure/not-setuid-writes-files", setuid_options_check(False), programs=["counted"]))
+    c.append(Case("files/log_path-symlink-refused", [B + "counted", "2", "2", "0"], rc=2,
+                  options="log_path={tmp}/log", setup=planted_symlink_setup("log"),
+                  stderr_first=r"arenashim: error: ARENASHIM_OPTIONS: log_path=.*", check=log_symlink_refused))
+    c.append(Case("files/stats_json-symlink-replaced", [B + "counted", "2", "2", "0"],
+                  options="stats_json={tmp}/stats.json", setup=planted_symlink_setup("stats.json"),
+                  stdout_has="OK counted", check=stats_symlink_replaced))
+    # The temporary file beside the target must not be predictable: a link planted at the name
+    # an earlier version used (TARGET.tmp.PID; exec keeps the shell's pid) is not written through.
+    c.append(Case("files/stats_json-temporary-not-predictable",
+                  ["sh", "-c", "ln -s {tmp}/victim {tmp}/stats.json.tmp.$$ && exec " + B + "counted 2 2 0"],
+                  options="stats_json={tmp}/stats.json", setup=lambda ctx, d: (d / "victim").write_text("precious\n"),
+                  stdout_has="OK counted", check=stats_symlink_replaced))
+    c.append(Case("files/log_path-mode", [B + "counted", "2", "2", "0"], options="log_path={tmp}/new.log,stats=1",
+                  stdout_has="OK counted", check=log_mode_check))
+    # ulimit -v: the default reservation shrinks to fit; too little runs heap-only; a reserve=
+    # that cannot be had stops the program at start-up.
+    limited = lambda size, *argv: ["prlimit", "--as=%d" % size, "--"] + list(argv)
+
+    def reserve_fits(run, case_dir):
+        expect(0 < run.stats["reserve"] <= 2 << 30, "reserve %d under ulimit -v 8G" % run.stats["reserve"])
+    c.append(Case("limits/ulimit-v-8g", limited(8 << 30, B + "counted", "20", "50", "10"), stats=True,
+                  needs="prlimit", stdout_has="OK counted", stderr_lacks="arenashim",
+                  check=all_of(counted_check(20, 50, 10), reserve_fits)))
+
+    def heap_only(run, case_dir):
+        s = run.stats
+        expect(s["reserve"] == 0 and s["chunks_mapped"] == 0, "reserve %d, chunks %d" % (s["reserve"], s["chunks_mapped"]))
+        expect(s["regions_begun"] == 300 and s["region_allocs"] == 0 and s["fallback_allocs"] >= 300 * 100,
+               "regions %d, region allocations %d, fallback allocations %d" %
+               (s["regions_begun"], s["region_allocs"], s["fallback_allocs"]))
+        expect(len([l for l in run.err.splitlines() if "arenashim" in l]) == 1, "more than one warning: %r" % run.err)
+    c.append(Case("limits/ulimit-v-tiny-heap-only", limited(120 << 20, B + "cxx_workload", "region"), stats=True,
+                  needs="prlimit", same_as_plain=True, stderr_has="regions are off", check=heap_only))
+    c.append(Case("limits/explicit-reserve-over-limit", limited(8 << 30, B + "counted", "1", "1", "0"),
+                  options="reserve=64G", rc=2, needs="prlimit",
+                  stderr_first=r"arenashim: error: ARENASHIM_OPTIONS: reserve: .*ulimit -v.*"))
+
+    # 12. Large heaps outside regions: the preload's extent bookkeeping keeps up with jemalloc.
     c.append(FuncCase("large-heap/1g-4k-build-ratio", heap_build_ratio("1G", 4096)))
     return c
 

@@ -622,6 +622,12 @@ def other_cases():
     add("offset/unstripped", "mt-o2", ["alloc", "static", 5, 3], ["{off:static_work}"],
         same_as_plain=True, check=expect_stats(begun=5, allocs=15, markers={"{off:static_work}": 5}))
 
+    # Under ulimit -v 8G (prlimit, a launcher) a marked program runs with a smaller reservation;
+    # it used to stop at start-up ("cannot reserve 274877906944 bytes").
+    add("limits/ulimit-v-8g-marker", "prlimit", ["--as=%d" % (8 << 30), "--", str(BUILD.path("mt-o2")),
+                                                  "alloc", "static", 25, 7], ["static_work"],
+        same_as_plain=True, check=expect_stats(begun=25, allocs=175, markers={"static_work": 25}))
+
     # dlopen by bare name resolves exactly as without arenashim: the search path is the
     # calling object's RUNPATH, found from dlopen's return address, which no hook may change.
     rp = "runpath/dlpath"
