@@ -179,6 +179,7 @@ void thread_state_exit(struct thread_state *thread)
 
 void core_lock_all(void)
 {
+    metadata_lock_pools();
     spin_lock_acquire(&thread_pool.lock);
     region_lock_pools();
     chunk_lock_pools();
@@ -193,6 +194,7 @@ void core_unlock_all(void)
     chunk_unlock_pools();
     region_unlock_pools();
     spin_lock_release(&thread_pool.lock);
+    metadata_unlock_pools();
 }
 
 void core_fork_child(struct thread_state *survivor)

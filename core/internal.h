@@ -479,6 +479,12 @@ struct fixed_pool {
 #define FIXED_POOL_INIT(type) { SPIN_LOCK_INIT, sizeof(type), NULL, NULL, NULL }
 void *fixed_pool_alloc(struct fixed_pool *pool); /* zeroed */
 void fixed_pool_free(struct fixed_pool *pool, void *object);
+/* Zeroed metadata of any size up to 64 GiB (a power-of-two class); NULL when exhausted.
+ * Freed with the size it was asked for. */
+void *metadata_alloc(size_t bytes);
+void metadata_free(void *object, size_t bytes);
+void metadata_lock_pools(void);
+void metadata_unlock_pools(void);
 unsigned metadata_ranges(uintptr_t (*ranges)[2], unsigned max);
 void metadata_fork_child(void);
 

@@ -11,8 +11,10 @@
  * never unmapped: a range that left the skip list while still registered, or the reverse,
  * would let the scan miss a pointer.
  *
- * Fixed-size pools hand out zeroed objects from 64 KiB blocks and keep freed objects on a
- * free list; blocks are never returned, which bounds the work on the hot paths to a pop.
+ * Fixed-size pools hand out zeroed objects from 64 KiB blocks (one object's size when larger)
+ * and keep freed objects on a free list; blocks are never returned, which bounds the work on
+ * the hot paths to a pop.  Variable-sized metadata (metadata_alloc) is served by one pool per
+ * power-of-two size class.
  */
 #include "internal.h"
 
@@ -127,13 +129,15 @@ void *fixed_pool_alloc(struct fixed_pool *pool)
         pool->free_list = *(void **)object;
     } else {
         if ((size_t)(pool->block_limit - pool->block_cursor) < pool->object_size) {
-            char *block = metadata_map(POOL_BLOCK_BYTES);
+            size_t block_bytes = pool->object_size > POOL_BLOCK_BYTES
+                                     ? align_up(pool->object_size, PAGE_SIZE_BYTES) : POOL_BLOCK_BYTES;
+            char *block = metadata_map(block_bytes);
             if (block == NULL) {
                 spin_lock_release(&pool->lock);
                 return NULL;
             }
             pool->block_cursor = block;
-            pool->block_limit = block + POOL_BLOCK_BYTES;
+            pool->block_limit = block + block_bytes;
         }
         object = pool->block_cursor;
         pool->block_cursor += align_up(pool->object_size, 16);
@@ -149,4 +153,49 @@ void fixed_pool_free(struct fixed_pool *pool, void *object)
     *(void **)object = pool->free_list;
     pool->free_list = object;
     spin_lock_release(&pool->lock);
+}
+
+/* Size classes 2^6 .. 2^36 bytes. */
+#define SIZE_CLASS_MIN_SHIFT 6
+#define SIZE_CLASS_COUNT 31
+
+static struct fixed_pool size_classes[SIZE_CLASS_COUNT];
+
+static int size_class_of(size_t bytes)
+{
+    unsigned shift = SIZE_CLASS_MIN_SHIFT;
+    while (shift < SIZE_CLASS_MIN_SHIFT + SIZE_CLASS_COUNT && ((size_t)1 << shift) < bytes)
+        shift++;
+    return shift < SIZE_CLASS_MIN_SHIFT + SIZE_CLASS_COUNT ? (int)(shift - SIZE_CLASS_MIN_SHIFT) : -1;
+}
+
+void *metadata_alloc(size_t bytes)
+{
+    int class = size_class_of(bytes);
+    if (class < 0)
+        return NULL;
+    struct fixed_pool *pool = &size_classes[class];
+    /* A pool's size is its class's: set once, before first use (a racing second store writes
+     * the same value). */
+    __atomic_store_n(&pool->object_size, (size_t)1 << (class + SIZE_CLASS_MIN_SHIFT), __ATOMIC_RELAXED);
+    return fixed_pool_alloc(pool);
+}
+
+void metadata_free(void *object, size_t bytes)
+{
+    int class = size_class_of(bytes);
+    if (object != NULL && class >= 0)
+        fixed_pool_free(&size_classes[class], object);
+}
+
+void metadata_lock_pools(void)
+{
+    for (unsigned i = 0; i < SIZE_CLASS_COUNT; i++)
+        spin_lock_acquire(&size_classes[i].lock);
+}
+
+void metadata_unlock_pools(void)
+{
+    for (unsigned i = SIZE_CLASS_COUNT; i > 0; i--)
+        spin_lock_release(&size_classes[i - 1].lock);
 }

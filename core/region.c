@@ -413,6 +413,7 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
 void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
 {
     struct fault_batch batch = { 0 };
+    trace_log_seal(region->trace); /* before the dead ranges share it */
 
     /* Retired chunks and spans: faulted whole from where this region began in them. */
     for (uint32_t link = region->chunk_list; link != 0;) {

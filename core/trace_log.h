@@ -6,6 +6,10 @@
  * (reference counted), so a dangling access or a late free can name the allocation site long
  * after the object's memory was faulted.  The list goes when the last chunk holding the
  * region's memory is released by a scan.
+ *
+ * Appending is O(1).  At region end the log is sealed: an index of its records sorted by
+ * address is built, so the look-ups that follow (every dangling access, every late free of
+ * a traced object) are a binary search, not a walk over the region's whole log.
  */
 #ifndef ARENASHIM_CORE_TRACE_LOG_H
 #define ARENASHIM_CORE_TRACE_LOG_H
@@ -15,9 +19,10 @@
 
 struct trace_record {
     uintptr_t address;
-    uint32_t size;    /* clamped to 4 GiB - 1 */
+    uint32_t size;     /* clamped to 4 GiB - 1 */
     uint32_t stack;
-    uint32_t escaped; /* escape kinds seen (1 << enum escape_kind): each counts once */
+    uint32_t escaped;  /* escape kinds seen (1 << enum escape_kind): each counts once */
+    uint32_t sequence; /* allocation order in the region: the newer of two at one address wins */
 };
 
 #define TRACE_BLOCK_RECORDS 30 /* small: a sampled region needs one or two, and fresh metadata pages cost faults */
@@ -26,6 +31,10 @@ struct trace_block {
     struct trace_block *next;
     uint32_t count;
     uint32_t references; /* head block only: the region plus each dead range */
+    /* Head block only, from sealing on: every record, sorted by (address, sequence). */
+    struct trace_record **index;
+    uint32_t index_count;
+    uint32_t total;      /* head block only: records in the whole log */
     struct trace_record records[TRACE_BLOCK_RECORDS];
 };
 
@@ -33,6 +42,9 @@ struct trace_block {
 bool trace_log_append(struct trace_block **head, uintptr_t address, uint64_t size, uint32_t stack);
 /* The record of the object containing address, or NULL. */
 struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address);
+/* At region end, before the log is shared: builds the sorted index (skipped, and look-ups
+ * stay linear, when metadata is exhausted). */
+void trace_log_seal(struct trace_block *head);
 void trace_log_retain(struct trace_block *head);
 void trace_log_release(struct trace_block *head);
 void trace_log_fork_child(void);
