@@ -7,13 +7,12 @@
  * last chunk goes to the spares of the thread that frees it.
  */
 #include "internal.h"
-#include "arena.h"
 
 struct region *arena_create(uintptr_t begin_pc)
 {
     struct region *arena = region_create(NULL, MARKER_ARENA, begin_pc);
     if (arena)
-        stats_add(&core.counters.retired.regions_begun, 1);
+        stats_add(&core_counters.retired.regions_begun, 1);
     return arena;
 }
 

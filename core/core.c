@@ -15,17 +15,19 @@
  * thread that does not exist there.
  */
 #include "internal.h"
-#include "stack_table.h"
 #include "trace_log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 
 struct core core;
+struct core_config core_config;
 
 static struct fixed_pool thread_pool = FIXED_POOL_INIT(struct thread_state);
+
+/* Region numbers a thread takes from the global counter at once. */
+#define REGION_ID_BLOCK 1024
 
 static unsigned log2_exact(size_t x)
 {
@@ -65,16 +67,14 @@ static void describe_limit(char *message, size_t message_len, const char *what, 
 
 bool core_init(const struct options *options, char *message, size_t message_len)
 {
-    if (core.initialized)
+    if (core_config.initialized)
         return true;
-    core.options = *options;
-    core.measure_time = options->stats || options->stats_json[0] != '\0';
-    core.chunk_size = options->chunk_size;
-    core.chunk_shift = log2_exact(options->chunk_size);
-    core.small_max = options->chunk_size / 4;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    core.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    core_config.options = *options;
+    core_config.measure_time = options->stats || options->stats_json[0] != '\0';
+    core_config.chunk_size = options->chunk_size;
+    core_config.chunk_shift = log2_exact(options->chunk_size);
+    core_config.small_max = options->chunk_size / 4;
+    core.start_ns = monotonic_ns();
     core.start_cycles = cycle_counter();
 
     size_t wanted = reserve_wanted(options), bytes = wanted;
@@ -92,34 +92,60 @@ bool core_init(const struct options *options, char *message, size_t message_len)
         snprintf(message + strlen(message), message_len - strlen(message),
                  "%s; regions are off and every allocation goes to jemalloc",
                  address_space_left() != SIZE_MAX ? ", of which chunks may take a quarter" : "");
-        core.heap_only = true;
-        __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
+        core_config.heap_only = true;
+        __atomic_store_n(&core_config.initialized, true, __ATOMIC_RELEASE);
         return true;
     }
 
-    core.chunk_count = (uint32_t)(bytes >> core.chunk_shift);
-    core.chunks = metadata_map((size_t)core.chunk_count * sizeof(struct chunk_meta));
-    size_t bitmap_words = (core.chunk_count + 63) / 64;
+    core_config.chunk_count = (uint32_t)(bytes >> core_config.chunk_shift);
+    core.chunks = metadata_map((size_t)core_config.chunk_count * sizeof(struct chunk_meta));
+    size_t bitmap_words = (core_config.chunk_count + 63) / 64;
     core.taken = metadata_map(bitmap_words * sizeof(uint64_t));
     if (core.chunks == NULL || core.taken == NULL) {
-        munmap(base, bytes);
+        address_space_release(base, bytes);
         snprintf(message, message_len, "cannot map %u chunk records (%s); lower reserve or raise "
-                 "chunk_size", core.chunk_count, strerror(errno));
+                 "chunk_size", core_config.chunk_count, strerror(errno));
         return false;
     }
     /* Both stay untouched (no RSS) until their chunks are first used: the bitmap marks
      * taken chunks, so zero means available; only the bits past the last chunk are set. */
-    if (core.chunk_count % 64)
-        core.taken[bitmap_words - 1] = ~(((uint64_t)1 << (core.chunk_count % 64)) - 1);
+    if (core_config.chunk_count % 64)
+        core.taken[bitmap_words - 1] = ~(((uint64_t)1 << (core_config.chunk_count % 64)) - 1);
     /* A quarantine that may fill the whole space would force a scan only once nothing is
      * left: with a reservation shrunk to a limit, scan at a quarter of it. */
-    if (!options->quarantine_max_given && core.options.quarantine_max > bytes / 4)
-        core.options.quarantine_max = bytes / 4;
+    if (!options->quarantine_max_given && core_config.options.quarantine_max > bytes / 4)
+        core_config.options.quarantine_max = bytes / 4;
 
-    core.size = bytes;
-    __atomic_store_n(&core.base, (uintptr_t)base, __ATOMIC_RELEASE);
-    __atomic_store_n(&core.initialized, true, __ATOMIC_RELEASE);
+    core_config.size = bytes;
+    __atomic_store_n(&core_config.base, (uintptr_t)base, __ATOMIC_RELEASE);
+    __atomic_store_n(&core_config.initialized, true, __ATOMIC_RELEASE);
     return true;
+}
+
+bool core_markers_init(unsigned count)
+{
+    if (count == 0)
+        return true;
+    struct marker_counters *markers = metadata_alloc((size_t)count * sizeof *markers);
+    if (markers == NULL)
+        return false;
+    core_config.markers = markers;
+    __atomic_store_n(&core_config.marker_count, count, __ATOMIC_RELEASE);
+    return true;
+}
+
+void core_set_reclaim(bool (*reclaim)(void))
+{
+    core.reclaim = reclaim;
+}
+
+uint64_t region_id_refill(struct thread_state *thread)
+{
+    if (thread == NULL)
+        return __atomic_add_fetch(&core.next_region_id, 1, __ATOMIC_RELAXED);
+    thread->next_region_id = __atomic_fetch_add(&core.next_region_id, REGION_ID_BLOCK, __ATOMIC_RELAXED) + 1;
+    thread->region_id_limit = thread->next_region_id + REGION_ID_BLOCK;
+    return thread->next_region_id++;
 }
 
 struct thread_state *thread_state_create(pid_t tid)
@@ -162,8 +188,8 @@ void thread_state_exit(struct thread_state *thread)
         uintptr_t chunk = (uintptr_t)chunk_address(index);
         /* Whole, from the chunk's start: one fresh mapping that merges with its neighbours. */
         uintptr_t start = chunk;
-        __atomic_store_n(&core.chunks[index].faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
-        chunk_fault_range(start, chunk + core.chunk_size);
+        __atomic_store_n(&core.chunks[index].faulted_end, (uint32_t)core_config.chunk_size, __ATOMIC_RELEASE);
+        chunk_fault_range(start, chunk + core_config.chunk_size);
         chunk_quarantine(index);
     }
     thread->spare_count = 0;
@@ -205,6 +231,7 @@ void core_fork_child(struct thread_state *survivor)
     core_unlock_all();
     metadata_fork_child();
     chunk_fork_child();
+    escape_fork_child();
     region_fork_child();
     stack_table_fork_child();
     trace_log_fork_child();

@@ -19,9 +19,7 @@
 #include "internal.h"
 
 #include <string.h>
-#include <sys/mman.h>
 
-#define METADATA_RANGES_MAX 1024
 #define POOL_BLOCK_BYTES ((size_t)64 << 10)
 
 static struct {
@@ -88,7 +86,7 @@ static void *area_take(size_t bytes)
         uintptr_t need = area.cursor + bytes;
         if (need > area.committed) {
             uintptr_t to = align_up(need, METADATA_COMMIT_STEP);
-            if (mprotect((void *)area.committed, to - area.committed, PROT_READ | PROT_WRITE) == 0)
+            if (pages_make_accessible(area.committed, to - area.committed))
                 area.committed = to;
         }
         if (need <= area.committed) {

@@ -8,6 +8,7 @@
  * explained in docs/design.md.
  */
 #include "options.h"
+#include "core_arch.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ void options_set_defaults(struct options *options)
     options->scan = true;
     options->exclude_count = 2;
     strcpy(options->exclude[0], "libc.so.6");
-    strcpy(options->exclude[1], "ld-linux-x86-64.so.2");
+    strcpy(options->exclude[1], ARCH_DYNAMIC_LOADER);
     options->trace_allocs = 0;
     options->verbose = 0;
 }

@@ -19,7 +19,6 @@
 #include "trace_log.h"
 
 #include <string.h>
-#include <sys/mman.h>
 
 static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
 
@@ -35,7 +34,7 @@ static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
 /* Tails smaller than this are not worth a spare slot: the chunk is retired whole. */
 static size_t spare_min_bytes(void)
 {
-    return core.chunk_size / 8;
+    return core_config.chunk_size / 8;
 }
 
 struct region *region_record_new(void)
@@ -97,13 +96,13 @@ static void retire_current_chunk(struct region *region)
  * already wait there (recycled from an earlier region). */
 static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset, uint32_t present_end)
 {
-    if (core.options.on_dangling == ON_DANGLING_RECOVER || present_end > offset ||
+    if (core_config.options.on_dangling == ON_DANGLING_RECOVER || present_end > offset ||
         meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES)
         return;
     uintptr_t from = (uintptr_t)chunk + (meta->populated_end > offset ? meta->populated_end : offset);
     uintptr_t to = from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
-    if (to > (uintptr_t)chunk + core.chunk_size)
-        to = (uintptr_t)chunk + core.chunk_size;
+    if (to > (uintptr_t)chunk + core_config.chunk_size)
+        to = (uintptr_t)chunk + core_config.chunk_size;
     if (chunk_populate(from, to))
         meta->populated_end = (uint32_t)(to - (uintptr_t)chunk);
 }
@@ -118,7 +117,7 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
     region->cursor = chunk + offset;
     region->high_water = chunk + offset;
     region->dirty_end = chunk + (present_end > offset ? present_end : offset);
-    region->limit = chunk + core.chunk_size;
+    region->limit = chunk + core_config.chunk_size;
     region->last_object = NULL;
 }
 
@@ -152,12 +151,12 @@ static void *place(struct region *region, size_t size, size_t alignment)
 static void *alloc_span(struct region *region, size_t size, size_t alignment)
 {
     size_t offset = align_up(OBJECT_HEADER_SIZE, alignment);
-    if (size > core.size - offset)
+    if (size > core_config.size - offset)
         return NULL;
     size_t bytes = offset + size;
-    uint64_t count = (bytes + core.chunk_size - 1) >> core.chunk_shift;
+    uint64_t count = (bytes + core_config.chunk_size - 1) >> core_config.chunk_shift;
     uint32_t index;
-    if (count > core.chunk_count || !chunk_acquire_or_reclaim((uint32_t)count, &index))
+    if (count > core_config.chunk_count || !chunk_acquire_or_reclaim((uint32_t)count, &index))
         return NULL;
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
@@ -172,9 +171,9 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
 void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
 {
     /* Alignment beyond a chunk cannot be met by chunk-aligned spans: the heap serves it. */
-    if (alignment > core.chunk_size)
+    if (alignment > core_config.chunk_size)
         return NULL;
-    if (size > core.small_max || alignment > core.small_max)
+    if (size > core_config.small_max || alignment > core_config.small_max)
         return alloc_span(region, size, alignment);
     if (region->current_chunk != 0) {
         void *object = place(region, size, alignment);
@@ -205,7 +204,7 @@ void *region_alloc_aligned(struct region *region, size_t size, size_t alignment)
 {
     if (alignment <= OBJECT_ALIGN)
         return region_alloc(region, size);
-    if (region->current_chunk != 0 && size <= core.small_max) {
+    if (region->current_chunk != 0 && size <= core_config.small_max) {
         void *object = place(region, size, alignment);
         if (object)
             return object;
@@ -216,7 +215,7 @@ void *region_alloc_aligned(struct region *region, size_t size, size_t alignment)
 bool region_resize_in_place(struct region *region, void *p, size_t new_size)
 {
     char *header = (char *)p - OBJECT_HEADER_SIZE;
-    if (region == NULL || region->last_object != header || new_size > core.small_max)
+    if (region == NULL || region->last_object != header || new_size > core_config.small_max)
         return false;
     uintptr_t end = (uintptr_t)p + align_up(new_size, OBJECT_ALIGN);
     if (end > (uintptr_t)region->limit || end < (uintptr_t)p)
@@ -237,7 +236,7 @@ void region_clear_reused(struct region *region, void *p, size_t size)
      * bytes below the high-water mark of an undone allocation, or pages recycled from an
      * earlier region, can hold old data.  Spans are always fresh. */
     char *object = p;
-    if (region->current_chunk == 0 || object < region->limit - core.chunk_size ||
+    if (region->current_chunk == 0 || object < region->limit - core_config.chunk_size ||
         object >= region->limit)
         return;
     char *dirty_end = region->high_water > region->dirty_end ? region->high_water : region->dirty_end;
@@ -273,7 +272,7 @@ static void fault_batch_quarantine(struct fault_batch *batch, uint32_t index)
     /* The scan reads live chunks from faulted_end on, with the world stopped at any point:
      * mark the chunk dead before its pages stop being readable. */
     for (uint32_t i = index; i < index + core.chunks[index].span_chunks; i++)
-        __atomic_store_n(&core.chunks[i].faulted_end, (uint32_t)core.chunk_size, __ATOMIC_RELEASE);
+        __atomic_store_n(&core.chunks[i].faulted_end, (uint32_t)core_config.chunk_size, __ATOMIC_RELEASE);
     if (batch->quarantine_count == FAULT_BATCH_CHUNKS)
         fault_batch_flush(batch);
     batch->quarantine[batch->quarantine_count++] = index;
@@ -321,7 +320,7 @@ static void record_range(const struct region *region, uint32_t head, uintptr_t s
 static bool can_give_spare(const struct thread_state *owner, uint32_t offset)
 {
     return owner != NULL && owner->spare_count < THREAD_SPARE_CHUNKS &&
-           core.chunk_size - offset >= spare_min_bytes();
+           core_config.chunk_size - offset >= spare_min_bytes();
 }
 
 static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offset,
@@ -358,7 +357,7 @@ static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, u
 static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, uintptr_t dirty_end,
                                     uintptr_t chunk_end)
 {
-    if (core.options.on_dangling == ON_DANGLING_RECOVER ||
+    if (core_config.options.on_dangling == ON_DANGLING_RECOVER ||
         used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES)
         return 0;
     size_t len = used_end - used_start;
@@ -380,7 +379,7 @@ static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, ui
 static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
 {
     struct chunk_meta *meta = &core.chunks[index];
-    if (core.options.on_dangling == ON_DANGLING_RECOVER || owner == NULL ||
+    if (core_config.options.on_dangling == ON_DANGLING_RECOVER || owner == NULL ||
         owner->spare_count >= THREAD_SPARE_CHUNKS - 1 || meta->span_chunks != 1 ||
         !can_give_spare(owner, 0))
         return false;
@@ -388,138 +387,172 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
     if (!chunk_acquire(1, &fresh))
         return false;
     uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
-    size_t size = core.chunk_size;
+    size_t size = core_config.chunk_size;
     /* Both chunks unreadable to a scan while pages move: one that stopped the world midway
      * would find protected pages in the fresh chunk before they are made accessible. */
     struct chunk_meta *fresh_meta = &core.chunks[fresh];
     __atomic_store_n(&fresh_meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     __atomic_store_n(&meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
-    size_t live_from = core.options.partial_reuse ? 0 : meta->owner_start;
+    size_t live_from = core_config.options.partial_reuse ? 0 : meta->owner_start;
     bool prefix_moved = false, rest_moved;
     if (live_from > 0 && meta->resident_dead)
         prefix_moved = chunk_move_pages(from, live_from, to);
     rest_moved = chunk_move_pages(from + live_from, size - live_from, to + live_from);
-    if (prefix_moved)
-        mprotect((void *)to, live_from, PROT_READ | PROT_WRITE);
-    __atomic_store_n(&fresh_meta->faulted_end, 0, __ATOMIC_RELEASE);
+    /* The moved prefix keeps its PROT_NONE: made accessible here, or, if the kernel refuses,
+     * left out of the spare (faulted, as it would be in the old chunk). */
+    uint32_t spare_from = 0;
+    if (prefix_moved && !pages_make_accessible(to, live_from))
+        spare_from = (uint32_t)live_from;
+    __atomic_store_n(&fresh_meta->faulted_end, spare_from, __ATOMIC_RELEASE);
     chunk_fault_range(from, from + size);
-    uint32_t present_end = rest_moved ? (uint32_t)size : prefix_moved ? (uint32_t)live_from : 0;
-    give_spare(owner, fresh, 0, present_end);
+    uint32_t present_end = rest_moved ? (uint32_t)size : prefix_moved ? (uint32_t)live_from : spare_from;
+    give_spare(owner, fresh, spare_from, present_end);
     if (prefix_moved || rest_moved)
-        stats_add(&core.counters.bytes_recycled, size);
+        stats_add(&core_counters.bytes_recycled, size);
     return true;
 }
 
-void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
+/* Retired chunks and spans: faulted whole from where this region began in them. */
+static void finish_retired_chunks(struct region *region, struct thread_state *spare_owner,
+                                  struct fault_batch *batch, uintptr_t end_pc)
 {
-    struct fault_batch batch = { 0 };
-    trace_log_seal(region->trace); /* before the dead ranges share it */
-
-    /* Retired chunks and spans: faulted whole from where this region began in them. */
     for (uint32_t link = region->chunk_list; link != 0;) {
         uint32_t index = link - 1;
         struct chunk_meta *meta = &core.chunks[index];
         link = meta->next;
         uintptr_t chunk = (uintptr_t)chunk_address(index);
         uintptr_t used_start = chunk + meta->owner_start;
-        uintptr_t chunk_end = chunk + ((uintptr_t)meta->span_chunks << core.chunk_shift);
+        uintptr_t chunk_end = chunk + ((uintptr_t)meta->span_chunks << core_config.chunk_shift);
         record_range(region, index, used_start, chunk_end, end_pc);
         /* The part before owner_start belongs to earlier regions: already faulted in strict
          * mode (but maybe only protected: then discarded here); with partial_reuse it is
-         * faulted here, now that the chunk is done. */
-        /* A chunk going to quarantine is faulted whole, from its start, by one fresh mapping:
-         * its pieces (faulted, protected, moved at different times) become one mapping that
-         * merges with its quarantined neighbours, so kernel mappings do not pile up. */
+         * faulted here, now that the chunk is done.  A chunk going to quarantine is faulted
+         * whole, from its start, by one fresh mapping: its pieces (faulted, protected, moved at
+         * different times) become one mapping that merges with its quarantined neighbours, so
+         * kernel mappings do not pile up. */
         if (!recycle_whole_chunk(index, spare_owner))
-            fault_batch_add(&batch, chunk, chunk_end);
-        fault_batch_quarantine(&batch, index);
+            fault_batch_add(batch, chunk, chunk_end);
+        fault_batch_quarantine(batch, index);
     }
+}
 
-    /* The current chunk: fault what was handed out, keep the rest for the next region. */
-    if (region->current_chunk != 0) {
-        uint32_t index = region->current_chunk - 1;
-        struct chunk_meta *meta = &core.chunks[index];
-        uintptr_t chunk = (uintptr_t)chunk_address(index);
-        uintptr_t chunk_end = chunk + core.chunk_size;
-        uintptr_t used_start = chunk + meta->owner_start;
-        uintptr_t high_water = (uintptr_t)region->cursor;
-        if (high_water < (uintptr_t)region->high_water)
-            high_water = (uintptr_t)region->high_water;
-        record_range(region, index, used_start, high_water, end_pc);
-        if (core.options.partial_reuse) {
-            /* Go's fast path: no system call; the old objects stay readable until the chunk
-             * fills and is faulted, but their bytes are never handed out again. */
-            uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
-            __atomic_store_n(&meta->retired_end, offset, __ATOMIC_RELAXED);
-            /* Recycled pages past the cursor are still dirty for the next region's calloc. */
-            uintptr_t dirty_end = (uintptr_t)region->dirty_end;
-            uint32_t present_end = dirty_end > chunk + offset ? (uint32_t)(dirty_end - chunk) : offset;
-            if (!give_spare(spare_owner, index, offset, present_end)) {
-                /* The chunk is done: its pages (all of them: none was faulted in this mode)
-                 * go on to a fresh chunk, or are discarded with it. */
-                if (!recycle_whole_chunk(index, spare_owner))
-                    fault_batch_add(&batch, chunk, chunk_end);
-                fault_batch_quarantine(&batch, index);
-            }
-        } else {
-            uintptr_t used_end = align_up(high_water, PAGE_SIZE_BYTES);
-            uint32_t offset = (uint32_t)(used_end - chunk);
-            uintptr_t dirty_end = align_up((uintptr_t)region->dirty_end, PAGE_SIZE_BYTES);
-            uintptr_t present_end;
-            bool small = used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES;
-            if (can_give_spare(spare_owner, offset) &&
-                (present_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end)) != 0) {
-                give_spare(spare_owner, index, offset, (uint32_t)(present_end - chunk));
-                __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
-            } else if (small && used_end > used_start && can_give_spare(spare_owner, offset) &&
-                       core.options.on_dangling != ON_DANGLING_RECOVER &&
-                       protect_dead_prefix(meta, used_start, used_end, offset)) {
-                give_spare(spare_owner, index, offset,
-                           (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk));
-            } else if (give_spare(spare_owner, index, offset,
-                                  (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk))) {
-                fault_batch_add(&batch, used_start, used_end);
-                __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
-            } else {
-                /* The tail is too small to keep: the chunk is faulted whole from its start, as
-                 * retired chunks are (see above).  Handing its pages on here, as partial_reuse
-                 * does, saved about 15% on the request loop but left kernel mappings growing
-                 * slowly (tests/programs/mapcount.c): not done in strict mode. */
-                fault_batch_add(&batch, chunk, chunk_end);
-                fault_batch_quarantine(&batch, index);
-            }
-        }
+/* A chunk no spare slot takes: its pages go on to a fresh chunk, or are faulted with it; it
+ * is quarantined whole. */
+static void retire_whole_chunk(uint32_t index, struct thread_state *spare_owner, struct fault_batch *batch)
+{
+    uintptr_t chunk = (uintptr_t)chunk_address(index);
+    if (!recycle_whole_chunk(index, spare_owner))
+        fault_batch_add(batch, chunk, chunk + core_config.chunk_size);
+    fault_batch_quarantine(batch, index);
+}
+
+/* partial_reuse: Go's fast path, no system call; the old objects stay readable until the
+ * chunk fills and is faulted, but their bytes are never handed out again. */
+static void hand_on_unfaulted(struct region *region, uint32_t index, uintptr_t high_water,
+                              struct thread_state *spare_owner, struct fault_batch *batch)
+{
+    uintptr_t chunk = (uintptr_t)chunk_address(index);
+    uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
+    __atomic_store_n(&core.chunks[index].retired_end, offset, __ATOMIC_RELAXED);
+    /* Recycled pages past the cursor are still dirty for the next region's calloc. */
+    uintptr_t dirty_end = (uintptr_t)region->dirty_end;
+    uint32_t present_end = dirty_end > chunk + offset ? (uint32_t)(dirty_end - chunk) : offset;
+    if (!give_spare(spare_owner, index, offset, present_end))
+        retire_whole_chunk(index, spare_owner, batch); /* none of its pages was faulted */
+}
+
+/* Strict mode: every page the region may have handed out faults now; the tail, from the next
+ * page on, goes to the thread's spares, by the cheapest way that keeps the promise for the
+ * region's size (see docs/performance.md). */
+static void fault_used_pages(struct region *region, uint32_t index, uintptr_t high_water,
+                             struct thread_state *spare_owner, struct fault_batch *batch)
+{
+    struct chunk_meta *meta = &core.chunks[index];
+    uintptr_t chunk = (uintptr_t)chunk_address(index);
+    uintptr_t chunk_end = chunk + core_config.chunk_size;
+    uintptr_t used_start = chunk + meta->owner_start;
+    uintptr_t used_end = align_up(high_water, PAGE_SIZE_BYTES);
+    uint32_t offset = (uint32_t)(used_end - chunk);
+    uintptr_t dirty_end = align_up((uintptr_t)region->dirty_end, PAGE_SIZE_BYTES);
+    uint32_t present_end = (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk);
+    bool small = used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES;
+    if (!can_give_spare(spare_owner, offset)) {
+        /* The tail is too small to keep: the chunk is faulted whole from its start, as retired
+         * chunks are.  Handing its pages on here, as partial_reuse does, saved about 15% on
+         * the request loop but left kernel mappings growing slowly (tests/programs/
+         * mapcount.c): not done in strict mode. */
+        fault_batch_add(batch, chunk, chunk_end);
+        fault_batch_quarantine(batch, index);
+        return;
     }
-    fault_batch_flush(&batch);
+    uintptr_t moved_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end);
+    if (moved_end != 0) {
+        /* Large: the pages moved past the offset, under the next region's addresses. */
+        give_spare(spare_owner, index, offset, (uint32_t)(moved_end - chunk));
+        __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
+    } else if (small && used_end > used_start && core_config.options.on_dangling != ON_DANGLING_RECOVER &&
+               protect_dead_prefix(meta, used_start, used_end, offset)) {
+        give_spare(spare_owner, index, offset, present_end); /* small: only protected */
+    } else {
+        give_spare(spare_owner, index, offset, present_end);
+        fault_batch_add(batch, used_start, used_end);
+        __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
+    }
+}
 
-    /* Fold the region's counters into its thread, or the global ones for arenas. */
-    struct thread_counters *counters = region->thread ? &region->thread->counters : NULL;
+/* The current chunk: fault (or retire) what was handed out, keep the rest for the next
+ * region. */
+static void finish_current_chunk(struct region *region, struct thread_state *spare_owner,
+                                 struct fault_batch *batch, uintptr_t end_pc)
+{
+    if (region->current_chunk == 0)
+        return;
+    uint32_t index = region->current_chunk - 1;
+    uintptr_t chunk = (uintptr_t)chunk_address(index);
+    uintptr_t high_water = (uintptr_t)region->cursor;
+    if (high_water < (uintptr_t)region->high_water)
+        high_water = (uintptr_t)region->high_water;
+    record_range(region, index, chunk + core.chunks[index].owner_start, high_water, end_pc);
+    if (core_config.options.partial_reuse)
+        hand_on_unfaulted(region, index, high_water, spare_owner, batch);
+    else
+        fault_used_pages(region, index, high_water, spare_owner, batch);
+}
+
+/* The region's counters go to its thread (or, for arenas, the global ones) and its marker. */
+static void fold_region_counters(const struct region *region)
+{
     struct thread_counters arena_counters = { 0 };
-    if (counters == NULL)
-        counters = &arena_counters;
+    struct thread_counters *counters = region->thread ? &region->thread->counters : &arena_counters;
     counter_add(&counters->regions_ended, 1);
     counter_add(&counters->region_allocs, region->allocs);
     counter_add(&counters->region_bytes, region->bytes);
     if (region->thread == NULL)
         stats_fold_thread(&arena_counters);
-    if (region->marker >= 0 && (unsigned)region->marker < core.marker_count) {
-        struct marker_stats *marker = &core.markers[region->marker];
-        stats_add(&marker->regions, 1);
-        stats_add(&marker->bytes, region->bytes);
-        stats_add(&marker->objects, region->allocs);
-        if (core.measure_time)
-            stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
-        uint64_t peak = __atomic_load_n(&marker->peak_bytes, __ATOMIC_RELAXED);
-        while (region->bytes > peak &&
-               !__atomic_compare_exchange_n(&marker->peak_bytes, &peak, region->bytes, true,
-                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        }
-    }
+    struct marker_counters *marker = marker_counters_of(region->marker);
+    if (marker == NULL)
+        return;
+    stats_add(&marker->regions, 1);
+    stats_add(&marker->bytes, region->bytes);
+    stats_add(&marker->objects, region->allocs);
+    if (core_config.measure_time)
+        stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
+    stats_max(&marker->peak_bytes, region->bytes);
+}
+
+void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)
+{
+    struct fault_batch batch = { 0 };
+    trace_log_seal(region->trace); /* before the dead ranges share it */
+    finish_retired_chunks(region, spare_owner, &batch, end_pc);
+    finish_current_chunk(region, spare_owner, &batch, end_pc);
+    fault_batch_flush(&batch);
+    fold_region_counters(region);
     trace_log_release(region->trace);
     fixed_pool_free(&region_pool, region);
 }
 
-void region_free_slow(struct thread_state *thread, void *p)
+bool region_free_slow(struct thread_state *thread, void *p)
 {
     /* Counting is all a region free does: the memory stays until its region ends.  A free
      * after the region ended must not touch the object (its page is faulted). */
@@ -527,19 +560,18 @@ void region_free_slow(struct thread_state *thread, void *p)
         bool first;
         escape_note((uintptr_t)p, ESCAPE_FREE, &first);
         if (!first)
-            return; /* this object was counted already */
+            return false; /* this object was counted already */
         if (thread)
             counter_add(&thread->counters.escaped_frees, 1);
         else
-            stats_add(&core.counters.retired.escaped_frees, 1);
-        if (core.escape_hook)
-            core.escape_hook((uintptr_t)p);
-        return;
+            stats_add(&core_counters.retired.escaped_frees, 1);
+        return true;
     }
     if (thread)
         counter_add(&thread->counters.frees_ignored, 1);
     else
-        stats_add(&core.counters.retired.frees_ignored, 1);
+        stats_add(&core_counters.retired.frees_ignored, 1);
+    return false;
 }
 
 void region_fork_child(void)

@@ -8,18 +8,28 @@
  * first few kept chunks remember one referrer each: the dangling-pointer finder's answer.
  */
 #include "scan.h"
+#include "bitmap.h"
 
 #include <string.h>
-#include <sys/mman.h>
 
-struct scan_state scan_state;
+static struct {
+    uint64_t *quarantined; /* snapshot: 1 = chunk is in quarantine (span heads and tails) */
+    uint64_t *marked;
+    size_t bitmap_words;
+    uint64_t snapshot_chunks;
+    uint64_t words_scanned;
+    uint64_t marks;
+    const struct scan_source *source;
+    unsigned kept_count;
+    struct scan_kept kept[SCAN_KEPT_MAX];
+} scan_state;
 static scan_kernel_fn scan_kernel;
 
 static bool ensure_bitmaps(void)
 {
     if (scan_state.quarantined)
         return true;
-    size_t words = (core.chunk_count + 63) / 64;
+    size_t words = bitmap_words(core_config.chunk_count);
     scan_state.quarantined = metadata_map(words * sizeof(uint64_t));
     scan_state.marked = metadata_map(words * sizeof(uint64_t));
     scan_state.bitmap_words = words;
@@ -42,7 +52,7 @@ uint64_t scan_snapshot(void)
         uint32_t head = link - 1;
         const struct chunk_meta *meta = &core.chunks[head];
         for (uint32_t i = head; i < head + meta->span_chunks; i++)
-            scan_state.quarantined[i >> 6] |= (uint64_t)1 << (i & 63);
+            bit_set(scan_state.quarantined, i);
         scan_state.snapshot_chunks += meta->span_chunks;
         link = meta->next;
     }
@@ -77,20 +87,17 @@ static void remember_referrer(uint32_t chunk, const uintptr_t *location, uintptr
 
 void scan_candidate(const uintptr_t *location, uintptr_t value)
 {
-    uint32_t chunk = (uint32_t)((value - core.base) >> core.chunk_shift);
-    uint64_t bit = (uint64_t)1 << (chunk & 63);
-    if (!(scan_state.quarantined[chunk >> 6] & bit))
+    uint32_t chunk = chunk_index_of((const void *)value);
+    if (!bit_test(scan_state.quarantined, chunk) || bit_test(scan_state.marked, chunk))
         return;
-    if (!(scan_state.marked[chunk >> 6] & bit)) {
-        scan_state.marked[chunk >> 6] |= bit;
-        scan_state.marks++;
-        remember_referrer(chunk, location, value);
-    }
+    bit_set(scan_state.marked, chunk);
+    scan_state.marks++;
+    remember_referrer(chunk, location, value);
 }
 
 void scan_kernel_scalar(const uintptr_t *words, size_t count)
 {
-    uintptr_t base = core.base, size = core.size;
+    uintptr_t base = core_config.base, size = core_config.size;
     for (size_t i = 0; i < count; i++)
         if (unlikely(words[i] - base < size))
             scan_candidate(&words[i], words[i]);
@@ -120,14 +127,14 @@ uint64_t scan_release_unmarked(void)
         while (*link != 0 && count < 256) {
             uint32_t head = *link - 1;
             struct chunk_meta *meta = &core.chunks[head];
-            bool in_snapshot = scan_state.quarantined[head >> 6] & ((uint64_t)1 << (head & 63));
+            bool in_snapshot = bit_test(scan_state.quarantined, head);
             bool marked = false;
             for (uint32_t i = head; i < head + meta->span_chunks && !marked; i++)
-                marked = scan_state.marked[i >> 6] & ((uint64_t)1 << (i & 63));
+                marked = bit_test(scan_state.marked, i);
             if (in_snapshot && !marked) {
                 *link = meta->next;
                 meta->next = 0;
-                scan_state.quarantined[head >> 6] &= ~((uint64_t)1 << (head & 63));
+                bit_clear(scan_state.quarantined, head);
                 release[count++] = head;
             } else {
                 link = &meta->next;
@@ -138,16 +145,42 @@ uint64_t scan_release_unmarked(void)
             break;
         for (unsigned i = 0; i < count; i++) {
             uint32_t head = release[i];
-            if (core.options.on_dangling == ON_DANGLING_RECOVER) {
+            if (core_config.options.on_dangling == ON_DANGLING_RECOVER) {
                 /* Recover mode kept the contents (and pinned pages may be accessible):
                  * drop them now and make the span fault again before it is reused. */
-                size_t bytes = (size_t)core.chunks[head].span_chunks << core.chunk_shift;
-                mmap(chunk_address(head), bytes, PROT_NONE,
-                     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                uintptr_t start = (uintptr_t)chunk_address(head);
+                pages_discard(start, start + ((size_t)core.chunks[head].span_chunks << core_config.chunk_shift));
             }
             released += core.chunks[head].span_chunks;
             chunk_release(head);
         }
     }
     return released;
+}
+
+void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
+{
+    for (size_t w = 0; w < bitmap_words(core_config.chunk_count); w++) {
+        for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
+            uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
+            if (index >= core_config.chunk_count)
+                break;
+            const struct chunk_meta *meta = &core.chunks[index];
+            if (__atomic_load_n(&meta->state, __ATOMIC_ACQUIRE) != CHUNK_LIVE)
+                continue;
+            uintptr_t chunk = (uintptr_t)chunk_address(index);
+            visit(chunk + __atomic_load_n(&meta->faulted_end, __ATOMIC_ACQUIRE), chunk + core_config.chunk_size, data);
+        }
+    }
+}
+
+uint64_t scan_marked_chunks(void)
+{
+    return scan_state.marks;
+}
+
+unsigned scan_kept(const struct scan_kept **kept)
+{
+    *kept = scan_state.kept;
+    return scan_state.kept_count;
 }

@@ -1,16 +1,19 @@
 /*
- * stack_table.c — interning backtraces (see stack_table.h).
+ * stack_table.c — deduplicated backtraces, named by a small id.
  *
- * Layer: core.  An open-addressing hash table of ids over an array of records, both in
- * metadata; ids are indexes + 1 and are never reused.  Interning takes a spin lock: it runs
- * only for traced allocations and reports, never on the untraced fast path.
+ * Layer: core.  Allocation sites (trace_allocs), region begin and end sites (verbose) and
+ * escape sites are backtraces; the same few stacks recur millions of times, so each distinct
+ * stack is stored once and referred to by a 32-bit id (0 = none).  An open-addressing hash
+ * table of ids over an array of records, both in metadata; ids are indexes + 1 and are never
+ * reused.  The table is bounded: when full, new stacks get id 0 and reports say the site is
+ * unknown.  Interning takes a spin lock: it runs only for traced allocations and reports,
+ * never on the untraced fast path.
  */
-#include "stack_table.h"
+#include "internal.h"
 
 #include <string.h>
 
-#include "internal.h"
-
+#define STACK_TABLE_CAPACITY 65536
 #define HASH_SLOTS (2 * STACK_TABLE_CAPACITY)
 
 static struct {

@@ -1,52 +1,76 @@
 /*
- * stats.c — the statistics: counters and their JSON and text forms.
+ * stats.c — the statistics: counters, snapshots, and the one list of their names.
  *
  * Layer: core.  Hot counters live per thread (thread_counters, plain increments by their
- * owner) and per region (folded at region end); rare events are global atomics.  A snapshot
- * adds the live threads' counters to those of retired threads; it is exact once threads are
- * quiet (at exit) and close enough while they run.  Formatting uses snprintf into the
- * caller's buffer and never allocates.
+ * owner) and per region (folded at region end); rare events are global atomics
+ * (core_counters).  A snapshot adds the live threads' counters to those of retired threads;
+ * it is exact once threads are quiet (at exit) and close enough while they run.  Each
+ * counter is named once, in the field lists below, which the preload's emitter walks for the
+ * statistics JSON; formatting is the preload's (it needs symbols and marker names).
  */
 #include "internal.h"
-#include "scan.h"
-#include "text.h"
 
-#include <stdio.h>
-#include <string.h>
+#include <stddef.h>
+
+struct core_counters core_counters;
+
+#define THREAD_FIELD(name) { #name, offsetof(struct thread_counters, name) }
+const struct counter_field thread_counter_fields[] = {
+    THREAD_FIELD(regions_begun), THREAD_FIELD(regions_ended), THREAD_FIELD(region_allocs),
+    THREAD_FIELD(region_bytes),  THREAD_FIELD(frees_ignored), THREAD_FIELD(frees_undone),
+    THREAD_FIELD(escaped_frees),
+};
+const unsigned thread_counter_field_count = sizeof thread_counter_fields / sizeof thread_counter_fields[0];
+
+#define CORE_FIELD(name) { #name, offsetof(struct core_counters, name) }
+const struct counter_field core_counter_fields[] = {
+    CORE_FIELD(chunks_mapped),      CORE_FIELD(chunks_reused),      CORE_FIELD(chunks_quarantined),
+    CORE_FIELD(chunks_released),    CORE_FIELD(fault_calls),        CORE_FIELD(bytes_faulted),
+    CORE_FIELD(bytes_recycled),     CORE_FIELD(scans),              CORE_FIELD(scan_bytes),
+    CORE_FIELD(scan_giveups),       CORE_FIELD(scan_ns),            CORE_FIELD(scan_pause_last_ns),
+    CORE_FIELD(scan_pause_max_ns),  CORE_FIELD(scan_chunks_kept_last),
+    CORE_FIELD(dangling_accesses),  CORE_FIELD(fallback_allocs),    CORE_FIELD(reserve_exhausted),
+};
+const unsigned core_counter_field_count = sizeof core_counter_fields / sizeof core_counter_fields[0];
+
+_Static_assert(sizeof(struct thread_counters) == sizeof thread_counter_fields / sizeof thread_counter_fields[0] * sizeof(uint64_t),
+               "every thread counter is named in thread_counter_fields");
+_Static_assert(offsetof(struct core_counters, retired) ==
+                   sizeof core_counter_fields / sizeof core_counter_fields[0] * sizeof(uint64_t),
+               "every core counter is named in core_counter_fields");
 
 void stats_add(uint64_t *counter, uint64_t amount)
 {
     __atomic_fetch_add(counter, amount, __ATOMIC_RELAXED);
 }
 
+void stats_max(uint64_t *counter, uint64_t value)
+{
+    uint64_t seen = __atomic_load_n(counter, __ATOMIC_RELAXED);
+    while (value > seen &&
+           !__atomic_compare_exchange_n(counter, &seen, value, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Adds every field of from to to (to is the caller's; from is written by others). */
 static void add_thread_counters(struct thread_counters *to, const struct thread_counters *from)
 {
-    to->regions_begun += __atomic_load_n(&from->regions_begun, __ATOMIC_RELAXED);
-    to->regions_ended += __atomic_load_n(&from->regions_ended, __ATOMIC_RELAXED);
-    to->region_allocs += __atomic_load_n(&from->region_allocs, __ATOMIC_RELAXED);
-    to->region_bytes += __atomic_load_n(&from->region_bytes, __ATOMIC_RELAXED);
-    to->frees_ignored += __atomic_load_n(&from->frees_ignored, __ATOMIC_RELAXED);
-    to->frees_undone += __atomic_load_n(&from->frees_undone, __ATOMIC_RELAXED);
-    to->escaped_frees += __atomic_load_n(&from->escaped_frees, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < thread_counter_field_count; i++)
+        *(uint64_t *)((char *)to + thread_counter_fields[i].offset) += counter_field_value(from, &thread_counter_fields[i]);
 }
 
 void stats_fold_thread(const struct thread_counters *from)
 {
-    struct thread_counters *to = &core.counters.retired;
-    stats_add(&to->regions_begun, from->regions_begun);
-    stats_add(&to->regions_ended, from->regions_ended);
-    stats_add(&to->region_allocs, from->region_allocs);
-    stats_add(&to->region_bytes, from->region_bytes);
-    stats_add(&to->frees_ignored, from->frees_ignored);
-    stats_add(&to->frees_undone, from->frees_undone);
-    stats_add(&to->escaped_frees, from->escaped_frees);
+    for (unsigned i = 0; i < thread_counter_field_count; i++)
+        stats_add((uint64_t *)((char *)&core_counters.retired + thread_counter_fields[i].offset),
+                  counter_field_value(from, &thread_counter_fields[i]));
 }
 
-void stats_sum(struct core_counters *out)
+void stats_sum(struct core_counters *out, const struct thread_state *self)
 {
     spin_lock_acquire(&core.threads_lock);
     /* Every field is a uint64_t that other threads update atomically: copy each likewise. */
-    const uint64_t *from = (const uint64_t *)&core.counters;
+    const uint64_t *from = (const uint64_t *)&core_counters;
     uint64_t *to = (uint64_t *)out;
     for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
         to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
@@ -56,7 +80,6 @@ void stats_sum(struct core_counters *out)
     /* The calling thread's open regions count what they allocated so far (the regions that
      * are open at exit, typically).  Other threads' region records may be recycled under us
      * at any moment, so theirs are counted when they end. */
-    struct thread_state *self = core.current_thread ? core.current_thread() : NULL;
     for (struct region *r = self ? self->innermost : NULL; r; r = r->outer) {
         out->retired.region_allocs += r->allocs;
         out->retired.region_bytes += r->bytes;
@@ -64,162 +87,16 @@ void stats_sum(struct core_counters *out)
     spin_lock_release(&core.threads_lock);
 }
 
-/* cycle_counter() units to seconds, calibrated over the life of the process. */
-static double seconds_of_cycles(uint64_t cycles)
+uint64_t quarantine_bytes(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return __atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED);
+}
+
+double seconds_of_cycles(uint64_t cycles)
+{
+    uint64_t now_ns = monotonic_ns();
     uint64_t elapsed_cycles = cycle_counter() - core.start_cycles;
     if (elapsed_cycles == 0 || now_ns <= core.start_ns)
         return 0;
     return (double)cycles * ((double)(now_ns - core.start_ns) / 1e9) / (double)elapsed_cycles;
-}
-
-const char *marker_name(int32_t marker)
-{
-    if (marker == MARKER_API)
-        return "(api)";
-    if (marker == MARKER_ARENA)
-        return "(arena)";
-    if (marker >= 0 && (unsigned)marker < core.marker_count)
-        return core.markers[marker].spec;
-    return "(unknown)";
-}
-
-size_t stats_format_json(char *buf, size_t len)
-{
-    struct core_counters c;
-    struct text text = { buf, len, 0 };
-    stats_sum(&c);
-    const struct thread_counters *t = &c.retired;
-    text_append(&text, "{");
-    text_append(&text, "\"regions_begun\": %llu, ", (unsigned long long)t->regions_begun);
-    text_append(&text, "\"regions_ended\": %llu, ", (unsigned long long)t->regions_ended);
-    text_append(&text, "\"region_allocs\": %llu, ", (unsigned long long)t->region_allocs);
-    text_append(&text, "\"region_bytes\": %llu, ", (unsigned long long)t->region_bytes);
-    text_append(&text, "\"frees_ignored\": %llu, ", (unsigned long long)t->frees_ignored);
-    text_append(&text, "\"frees_undone\": %llu, ", (unsigned long long)t->frees_undone);
-    text_append(&text, "\"escaped_frees\": %llu, ", (unsigned long long)t->escaped_frees);
-    text_append(&text, "\"chunks_mapped\": %llu, ", (unsigned long long)c.chunks_mapped);
-    text_append(&text, "\"chunks_reused\": %llu, ", (unsigned long long)c.chunks_reused);
-    text_append(&text, "\"chunks_quarantined\": %llu, ", (unsigned long long)c.chunks_quarantined);
-    text_append(&text, "\"chunks_released\": %llu, ", (unsigned long long)c.chunks_released);
-    text_append(&text, "\"quarantine_bytes\": %llu, ",
-                (unsigned long long)__atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED));
-    text_append(&text, "\"fault_calls\": %llu, ", (unsigned long long)c.fault_calls);
-    text_append(&text, "\"bytes_faulted\": %llu, ", (unsigned long long)c.bytes_faulted);
-    text_append(&text, "\"bytes_recycled\": %llu, ", (unsigned long long)c.bytes_recycled);
-    text_append(&text, "\"scans\": %llu, ", (unsigned long long)c.scans);
-    text_append(&text, "\"scan_bytes\": %llu, ", (unsigned long long)c.scan_bytes);
-    text_append(&text, "\"scan_giveups\": %llu, ", (unsigned long long)c.scan_giveups);
-    text_append(&text, "\"scan_ns\": %llu, ", (unsigned long long)c.scan_ns);
-    text_append(&text, "\"scan_pause_last_ns\": %llu, ", (unsigned long long)c.scan_pause_last_ns);
-    text_append(&text, "\"scan_pause_max_ns\": %llu, ", (unsigned long long)c.scan_pause_max_ns);
-    text_append(&text, "\"scan_chunks_kept_last\": %llu, ", (unsigned long long)c.scan_chunks_kept_last);
-    text_append(&text, "\"scan_kept\": [");
-    for (unsigned i = 0; i < scan_state.kept_count; i++) {
-        const struct scan_kept *k = &scan_state.kept[i];
-        static const char *kinds[] = { "unknown", "stack", "registers", "module", "anonymous",
-                                       "shared", "region", "heap" };
-        text_append(&text, "%s{\"chunk\": \"%#llx\", \"pointer\": \"%#llx\", \"location\": \"%#llx\", "
-                    "\"kind\": \"%s\", \"thread\": %u, \"where\": ", i ? ", " : "",
-                    (unsigned long long)(uintptr_t)chunk_address(k->chunk), (unsigned long long)k->value,
-                    (unsigned long long)k->location, kinds[k->kind], k->thread_number);
-        text_json_string(&text, k->name);
-        text_append(&text, "}");
-    }
-    text_append(&text, "], ");
-    text_append(&text, "\"dangling_accesses\": %llu, ", (unsigned long long)c.dangling_accesses);
-    text_append(&text, "\"fallback_allocs\": %llu, ", (unsigned long long)c.fallback_allocs);
-    text_append(&text, "\"reserve_exhausted\": %llu, ", (unsigned long long)c.reserve_exhausted);
-    text_append(&text, "\"chunk_size\": %zu, ", core.chunk_size);
-    text_append(&text, "\"reserve\": %llu, ", (unsigned long long)core.size);
-    text_append(&text, "\"partial_reuse\": %s, ", core.options.partial_reuse ? "true" : "false");
-    text_append(&text, "\"markers\": [");
-    for (unsigned i = 0; i < core.marker_count; i++) {
-        const struct marker_stats *m = &core.markers[i];
-        text_append(&text, "%s{\"spec\": ", i ? ", " : "");
-        text_json_string(&text, m->spec);
-        text_append(&text, ", \"resolved\": %s, \"refused\": %s, \"reason\": ",
-                    m->resolved ? "true" : "false", m->refused ? "true" : "false");
-        text_json_string(&text, m->reason);
-        text_append(&text, ", \"regions\": %llu, \"bytes\": %llu, \"objects\": %llu, "
-                    "\"peak_region_bytes\": %llu, \"seconds_inside\": %.6f, \"escapes\": %llu, "
-                    "\"escaped_frees\": %llu}",
-                    (unsigned long long)m->regions, (unsigned long long)m->bytes,
-                    (unsigned long long)m->objects, (unsigned long long)m->peak_bytes,
-                    seconds_of_cycles(m->cycles), (unsigned long long)m->escapes,
-                    (unsigned long long)m->escaped_frees);
-    }
-    text_append(&text, "]");
-    if (core.json_extra) {
-        size_t room = text.used < len ? len - text.used : 0;
-        text_append(&text, ", ");
-        room = text.used < len ? len - text.used : 0;
-        text.used += core.json_extra(room ? buf + text.used : NULL, room);
-    }
-    text_append(&text, "}");
-    return text_finish(&text);
-}
-
-static void human_bytes(char *out, size_t len, uint64_t bytes)
-{
-    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double value = (double)bytes;
-    unsigned unit = 0;
-    while (value >= 1024 && unit < 4) {
-        value /= 1024;
-        unit++;
-    }
-    snprintf(out, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
-}
-
-size_t stats_format_text(char *buf, size_t len)
-{
-    struct core_counters c;
-    struct text text = { buf, len, 0 };
-    char bytes[32], faulted[32], quarantined[32];
-    stats_sum(&c);
-    const struct thread_counters *t = &c.retired;
-    human_bytes(bytes, sizeof bytes, t->region_bytes);
-    human_bytes(faulted, sizeof faulted, c.bytes_faulted);
-    human_bytes(quarantined, sizeof quarantined, core.quarantine_bytes);
-    text_append(&text, "arenashim: statistics\n");
-    text_append(&text, "  regions          %llu begun, %llu ended\n",
-                (unsigned long long)t->regions_begun, (unsigned long long)t->regions_ended);
-    text_append(&text, "  region objects   %llu (%s); frees: %llu ignored, %llu undone, %llu after region end\n",
-                (unsigned long long)t->region_allocs, bytes, (unsigned long long)t->frees_ignored,
-                (unsigned long long)t->frees_undone, (unsigned long long)t->escaped_frees);
-    text_append(&text, "  chunks           %llu mapped, %llu reused, %llu quarantined, %llu released (chunk %zu KiB)\n",
-                (unsigned long long)c.chunks_mapped, (unsigned long long)c.chunks_reused,
-                (unsigned long long)c.chunks_quarantined, (unsigned long long)c.chunks_released,
-                core.chunk_size >> 10);
-    char recycled[32];
-    human_bytes(recycled, sizeof recycled, c.bytes_recycled);
-    text_append(&text, "  faulting         %llu calls, %s (%s of pages recycled); quarantine holds %s\n",
-                (unsigned long long)c.fault_calls, faulted, recycled, quarantined);
-    text_append(&text, "  scans            %llu (%llu bytes read, %.3f ms in all, longest pause %.3f ms, %llu given up)\n",
-                (unsigned long long)c.scans, (unsigned long long)c.scan_bytes, (double)c.scan_ns / 1e6,
-                (double)c.scan_pause_max_ns / 1e6, (unsigned long long)c.scan_giveups);
-    text_append(&text, "  dangling         %llu accesses reported\n", (unsigned long long)c.dangling_accesses);
-    if (c.fallback_allocs)
-        text_append(&text, "  heap fallback    %llu region allocations served by jemalloc\n",
-                    (unsigned long long)c.fallback_allocs);
-    for (unsigned i = 0; i < core.marker_count; i++) {
-        const struct marker_stats *m = &core.markers[i];
-        human_bytes(bytes, sizeof bytes, m->bytes);
-        char peak[32];
-        human_bytes(peak, sizeof peak, m->peak_bytes);
-        text_append(&text, "  marker '%s': %s, %llu regions, %llu objects, %s (largest region %s), "
-                    "%.3f s inside\n", m->spec,
-                    m->refused ? "refused" : m->resolved ? "resolved" : "unresolved",
-                    (unsigned long long)m->regions, (unsigned long long)m->objects, bytes, peak,
-                    seconds_of_cycles(m->cycles));
-    }
-    if (core.text_extra) {
-        size_t room = text.used < len ? len - text.used : 0;
-        text.used += core.text_extra(room ? buf + text.used : NULL, room);
-    }
-    return text_finish(&text);
 }

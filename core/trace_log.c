@@ -8,8 +8,6 @@
  */
 #include "trace_log.h"
 
-#include "internal.h"
-
 static struct fixed_pool block_pool = FIXED_POOL_INIT(struct trace_block);
 
 bool trace_log_append(struct trace_block **head, uintptr_t address, uint64_t size, uint32_t stack)

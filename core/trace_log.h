@@ -1,11 +1,12 @@
 /*
  * trace_log.h — which stack allocated which region object (trace_allocs).
  *
- * Layer: core.  A region that traces allocations keeps a list of blocks of records
- * {address, size, stack id}.  When the region ends, its dead-range records share the list
- * (reference counted), so a dangling access or a late free can name the allocation site long
- * after the object's memory was faulted.  The list goes when the last chunk holding the
- * region's memory is released by a scan.
+ * Layer: core, private (core.h has the record and the look-up the preload uses).  A region
+ * that traces allocations keeps a list of blocks of records {address, size, stack id}.  When
+ * the region ends, its dead-range records share the list (reference counted), so a dangling
+ * access or a late free can name the allocation site long after the object's memory was
+ * faulted.  The list goes when the last chunk holding the region's memory is released by a
+ * scan.
  *
  * Appending is O(1).  At region end the log is sealed: an index of its records sorted by
  * address is built, so the look-ups that follow (every dangling access, every late free of
@@ -14,16 +15,7 @@
 #ifndef ARENASHIM_CORE_TRACE_LOG_H
 #define ARENASHIM_CORE_TRACE_LOG_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
-struct trace_record {
-    uintptr_t address;
-    uint32_t size;     /* clamped to 4 GiB - 1 */
-    uint32_t stack;
-    uint32_t escaped;  /* escape kinds seen (1 << enum escape_kind): each counts once */
-    uint32_t sequence; /* allocation order in the region: the newer of two at one address wins */
-};
+#include "internal.h"
 
 #define TRACE_BLOCK_RECORDS 30 /* small: a sampled region needs one or two, and fresh metadata pages cost faults */
 
@@ -38,10 +30,6 @@ struct trace_block {
     struct trace_record records[TRACE_BLOCK_RECORDS];
 };
 
-/* Appends a record to *head (allocating blocks as needed); false when metadata is exhausted. */
-bool trace_log_append(struct trace_block **head, uintptr_t address, uint64_t size, uint32_t stack);
-/* The record of the object containing address, or NULL. */
-struct trace_record *trace_log_find(struct trace_block *head, uintptr_t address);
 /* At region end, before the log is shared: builds the sorted index (skipped, and look-ups
  * stay linear, when metadata is exhausted). */
 void trace_log_seal(struct trace_block *head);

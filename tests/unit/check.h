@@ -29,9 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arena.h"
 #include "internal.h"
-#include "options.h"
 
 #define TEST_UNUSED __attribute__((unused))
 
@@ -235,7 +233,7 @@ TEST_UNUSED static struct thread_state *test_thread(void)
 TEST_UNUSED static struct core_counters test_stats(void)
 {
     struct core_counters c;
-    stats_sum(&c);
+    stats_sum(&c, NULL);
     return c;
 }
 
@@ -274,7 +272,7 @@ TEST_UNUSED static uintptr_t page_of(const void *p)
 
 TEST_UNUSED static uintptr_t chunk_offset(const void *p)
 {
-    return ((uintptr_t)p - core.base) & (core.chunk_size - 1);
+    return ((uintptr_t)p - core_config.base) & (core_config.chunk_size - 1);
 }
 
 /* --- probes: is an address accessible? --------------------------------------------------------- */

@@ -1,0 +1,183 @@
+/*
+ * pages.c — every system call the core makes on its memory.
+ *
+ * Layer: core.  Reserving the chunk space and metadata areas, making pages accessible,
+ * faulting them at region end (discard and PROT_NONE), moving physical pages between
+ * addresses (mremap), protecting, populating ahead: each in one place, with the failure
+ * handled where it happens.
+ *
+ * Reservations.  The chunk reservation and the metadata areas are large PROT_NONE,
+ * MAP_NORESERVE mappings: they cost no memory and, being neither writable nor accounted,
+ * pass any overcommit policy.  What can stop them is RLIMIT_AS (`ulimit -v`), which counts
+ * every byte of address space, and a kernel that refuses large mappings.  Both are met the
+ * same way: ask for no more than a share of what the limit leaves, and halve on refusal down
+ * to a minimum below which the caller runs without (see core_init).  An allocator that keeps
+ * a program from starting under a limit it would otherwise run under is worse than none.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* The process's mapped size now, from /proc/self/statm (pages, first field); 0 if unknown. */
+static size_t mapped_bytes(void)
+{
+    char text[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    size_t pages = 0;
+    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
+        pages = pages * 10 + (size_t)(text[i] - '0');
+    return pages * PAGE_SIZE_BYTES;
+}
+
+size_t address_space_left(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    size_t used = mapped_bytes();
+    return limit.rlim_cur > used ? (size_t)(limit.rlim_cur - used) : 0;
+}
+
+void *address_space_reserve(size_t *bytes, size_t minimum, size_t alignment)
+{
+    for (size_t size = *bytes & ~(alignment - 1); size >= minimum && size >= alignment; size /= 2) {
+        size &= ~(alignment - 1);
+        /* One alignment unit more, so the start can be aligned; the excess is given back. */
+        void *raw = mmap(NULL, size + alignment, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED)
+            continue;
+        uintptr_t start = align_up((uintptr_t)raw, alignment);
+        uintptr_t raw_end = (uintptr_t)raw + size + alignment;
+        if (start != (uintptr_t)raw)
+            munmap(raw, start - (uintptr_t)raw);
+        if (raw_end != start + size)
+            munmap((void *)(start + size), raw_end - (start + size));
+        *bytes = size;
+        return (void *)start;
+    }
+    return NULL;
+}
+
+void address_space_release(void *start, size_t bytes)
+{
+    munmap(start, bytes);
+}
+
+bool pages_make_accessible(uintptr_t start, size_t bytes)
+{
+    return mprotect((void *)start, bytes, PROT_READ | PROT_WRITE) == 0;
+}
+
+/* A fresh PROT_NONE mapping with the reservation's own flags: the kernel drops the pages, and
+ * the mapping merges with faulted or never-used neighbours, so a long run does not pile up
+ * kernel mappings (vm.max_map_count).  When the kernel refuses (out of mappings), the pages
+ * are at least discarded, so a dangling read sees zeroes. */
+static void map_fresh_none(uintptr_t start, uintptr_t end)
+{
+    void *p = mmap((void *)start, end - start, PROT_NONE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED && mprotect((void *)start, end - start, PROT_NONE) != 0)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+void pages_discard(uintptr_t start, uintptr_t end)
+{
+    if (end > start)
+        map_fresh_none(start, end);
+}
+
+void chunk_fault_range(uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return;
+    if (core_config.options.on_dangling != ON_DANGLING_RECOVER)
+        map_fresh_none(start, end);
+    else if (mprotect((void *)start, end - start, PROT_NONE) != 0)
+        /* Recover mode keeps the contents (a dangling access is reported, then the page is
+         * made accessible again and the program reads what it would have read); when the
+         * kernel refuses, at least the old contents go. */
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    stats_add(&core_counters.fault_calls, 1);
+    stats_add(&core_counters.bytes_faulted, end - start);
+}
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+static bool recycling_unsupported;
+
+bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
+{
+    if (recycling_unsupported || len == 0)
+        return false;
+    /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
+     * empty: no hole opens at the old addresses. */
+    void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                         (void *)to);
+    if (moved != MAP_FAILED)
+        return true;
+    int error = errno;
+    /* The kernel unmaps the destination before some failures: map it back at once (it was
+     * untouched, so nothing is lost).  EEXIST means it was never unmapped. */
+    void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
+                   MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED && errno != EEXIST)
+        madvise((void *)to, len, MADV_DONTNEED);
+    if (error == EINVAL)
+        recycling_unsupported = true;
+    return false;
+}
+
+bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
+{
+    if (!chunk_move_pages(from, len, to))
+        return false;
+    /* A fresh PROT_NONE mapping over the emptied old range merges with the faulted part before
+     * it (mprotect would leave a separate mapping behind, one per region, until
+     * vm.max_map_count runs out). */
+    map_fresh_none(from, from + len);
+    stats_add(&core_counters.fault_calls, 1);
+    stats_add(&core_counters.bytes_faulted, len);
+    stats_add(&core_counters.bytes_recycled, len);
+    return true;
+}
+
+bool chunk_protect_range(uintptr_t start, uintptr_t end)
+{
+    if (mprotect((void *)start, end - start, PROT_NONE) != 0)
+        return false;
+    stats_add(&core_counters.fault_calls, 1);
+    stats_add(&core_counters.bytes_faulted, end - start);
+    return true;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static bool populate_unsupported;
+
+bool chunk_populate(uintptr_t start, uintptr_t end)
+{
+    if (populate_unsupported || end <= start)
+        return false;
+    if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0) {
+        if (errno == EINVAL)
+            populate_unsupported = true; /* Linux before 5.14 */
+        return false;
+    }
+    return true;
+}
+

@@ -1,0 +1,638 @@
+/*
+ * patch.c — patching a function's entry on x86-64.
+ *
+ * Layer: preload, arch (x86-64).  For a function F:
+ *
+ *   1. Decode (capstone) from F's entry, after an endbr64 which stays in place, until at
+ *      least 5 bytes are covered: these are displaced by "jmp rel32" to the trampoline.
+ *      Refused: a ret, int3 or the end of F inside them (too short); loop/jrcxz (rel8 only).
+ *   2. Refuse if any direct branch in F's module targets the inside of the displaced bytes
+ *      (a loop back to F's second instruction, code shared with another function); the
+ *      module's text is decoded once and its branch targets kept sorted.
+ *   3. Build the trampoline within ±2 GiB of F: "push index; jmp arenashim_hook_entry",
+ *      then the displaced instructions relocated (RIP-relative displacements rewritten;
+ *      relative jmp/jcc/call turned into absolute ones), then "jmp F+displaced".
+ *   4. Patch F while other threads may run it: int3 on the first byte, then the rest, then
+ *      the jmp opcode, serialising the other cores between steps; a thread that hits the
+ *      int3 meanwhile is sent to the trampoline by the SIGTRAP handler.
+ *
+ * Indirect jumps inside F (switch tables) are accepted: compilers never aim them at the
+ * first instructions of a function, which are its prologue.
+ */
+#include "arch.h"
+#include "core.h"
+#include "proc.h"
+
+#include <capstone/capstone.h>
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* capstone is loaded when the first marker needs it, not by every preloaded process: its
+ * relocations alone cost about 3 MiB of RSS at start-up.  The calls go through this table. */
+static struct {
+    cs_err (*open)(cs_arch, cs_mode, csh *);
+    cs_err (*option)(csh, cs_opt_type, size_t);
+    bool (*disasm_iter)(csh, const uint8_t **, size_t *, uint64_t *, cs_insn *);
+    cs_insn *(*malloc)(csh);
+    void (*free)(cs_insn *, size_t);
+    bool (*insn_group)(csh, const cs_insn *, unsigned int);
+} capstone_api;
+
+static bool capstone_load(void)
+{
+    void *library = dlopen("libcapstone.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL)
+        library = dlopen("libcapstone.so", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL)
+        return false;
+    *(void **)&capstone_api.open = dlsym(library, "cs_open");
+    *(void **)&capstone_api.option = dlsym(library, "cs_option");
+    *(void **)&capstone_api.disasm_iter = dlsym(library, "cs_disasm_iter");
+    *(void **)&capstone_api.malloc = dlsym(library, "cs_malloc");
+    *(void **)&capstone_api.free = dlsym(library, "cs_free");
+    *(void **)&capstone_api.insn_group = dlsym(library, "cs_insn_group");
+    return capstone_api.open && capstone_api.option && capstone_api.disasm_iter &&
+           capstone_api.malloc && capstone_api.free && capstone_api.insn_group;
+}
+
+#define cs_open capstone_api.open
+#define cs_option capstone_api.option
+#define cs_disasm_iter capstone_api.disasm_iter
+#define cs_malloc capstone_api.malloc
+#define cs_free capstone_api.free
+#define cs_insn_group capstone_api.insn_group
+
+#define PATCH_BYTES 5
+#define TRAMPOLINE_BYTES 160
+#define TRAMPOLINE_AREA_BYTES ((size_t)64 << 10)
+#define REACH ((uintptr_t)0x7ff00000) /* a little under 2 GiB */
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
+#define MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
+
+uint64_t arenashim_xsave_size;
+
+static csh capstone;
+static bool sync_core_available;
+
+struct trampoline_area {
+    uintptr_t start, used, size;
+};
+static struct trampoline_area areas[64];
+static unsigned area_count;
+
+/* Direct-branch targets of one module's text, sorted. */
+struct branch_targets {
+    uintptr_t text_start, text_end;
+    uintptr_t *targets;
+    size_t count;
+};
+static struct branch_targets target_sets[64];
+static unsigned target_set_count;
+
+/* Patch sites being written, for the SIGTRAP handler. */
+static volatile uintptr_t patching_site, patching_entry;
+static struct sigaction previous_trap_action;
+
+static bool refuse(char *why, size_t len, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(why, len, format, args);
+    va_end(args);
+    return false;
+}
+
+/* capstone allocates: give it jemalloc directly, never a region. */
+static void *capstone_malloc(size_t size) { return mallocx(size ? size : 1, 0); }
+static void *capstone_calloc(size_t n, size_t size)
+{
+    size_t total = n * size;
+    return mallocx(total ? total : 1, MALLOCX_ZERO);
+}
+static void *capstone_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return capstone_malloc(size);
+    return rallocx(p, size ? size : 1, 0);
+}
+static void capstone_free(void *p)
+{
+    if (p)
+        dallocx(p, 0);
+}
+
+static void trap_handler(int signal, siginfo_t *info, void *context)
+{
+    ucontext_t *uc = context;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (patching_site && pc == patching_site + 1) {
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)patching_entry;
+        return;
+    }
+    /* Not ours: hand it to whoever had SIGTRAP before, or take the default action. */
+    if (previous_trap_action.sa_flags & SA_SIGINFO) {
+        previous_trap_action.sa_sigaction(signal, info, context);
+    } else if (previous_trap_action.sa_handler != SIG_DFL && previous_trap_action.sa_handler != SIG_IGN) {
+        previous_trap_action.sa_handler(signal);
+    } else {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_DFL;
+        sigaction(SIGTRAP, &action, NULL);
+        raise(SIGTRAP);
+    }
+}
+
+bool hook_arch_init(char *why, size_t why_len)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_XSAVE) || !(ecx & bit_OSXSAVE))
+        return refuse(why, why_len, "this CPU or kernel lacks XSAVE, which the hooks need to "
+                      "keep every register intact");
+    __cpuid_count(0xd, 0, eax, ebx, ecx, edx);
+    arenashim_xsave_size = (uint64_t)ebx + 64;
+
+    /* A hardware shadow stack (CET) would reject the hijacked return addresses. */
+    unsigned long features = 0;
+#ifndef ARCH_SHSTK_STATUS
+#define ARCH_SHSTK_STATUS 0x5005
+#endif
+    if (syscall(SYS_arch_prctl, ARCH_SHSTK_STATUS, &features) == 0 && (features & 1))
+        return refuse(why, why_len, "a hardware shadow stack (CET) is enabled for this process; "
+                      "function markers would crash it");
+
+    if (!capstone_load())
+        return refuse(why, why_len, "cannot load libcapstone.so.4, the disassembler the hooks need "
+                      "(apt-get install libcapstone4)");
+    cs_opt_mem memory = { capstone_malloc, capstone_calloc, capstone_realloc, capstone_free, vsnprintf };
+    cs_option(0, CS_OPT_MEM, (size_t)&memory);
+    if (cs_open(CS_ARCH_X86, CS_MODE_64, &capstone) != CS_ERR_OK)
+        return refuse(why, why_len, "capstone could not start");
+    cs_option(capstone, CS_OPT_DETAIL, CS_OPT_ON);
+
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0)
+        sync_core_available = true;
+
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = trap_handler;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTRAP, &action, &previous_trap_action);
+    return true;
+}
+
+static void serialize_other_cores(void)
+{
+    if (sync_core_available)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+}
+
+/* --- branch targets ------------------------------------------------------------------ */
+
+static int compare_addresses(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_relative_branch(const cs_insn *insn)
+{
+    const cs_x86 *x86 = &insn->detail->x86;
+    return cs_insn_group(capstone, insn, CS_GRP_BRANCH_RELATIVE) && x86->op_count == 1 &&
+           x86->operands[0].type == X86_OP_IMM;
+}
+
+/* Decodes [start, end) linearly and calls visit with the target of every direct branch;
+ * visit returns false to stop.  Bytes capstone cannot decode (data, padding) are stepped over
+ * one at a time. */
+static void for_each_branch_target(uintptr_t start, uintptr_t end,
+                                   bool (*visit)(uintptr_t target, void *data), void *data)
+{
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)start;
+    size_t size = end - start;
+    uint64_t address = start;
+    while (size > 0) {
+        if (!cs_disasm_iter(capstone, &code, &size, &address, insn)) {
+            code++;
+            size--;
+            address++;
+            continue;
+        }
+        if (is_relative_branch(insn) && !visit((uintptr_t)insn->detail->x86.operands[0].imm, data))
+            break;
+    }
+    cs_free(insn, 1);
+}
+
+struct target_list {
+    uintptr_t *targets;
+    size_t count, capacity;
+};
+
+static bool collect_target(uintptr_t target, void *data)
+{
+    struct target_list *list = data;
+    if (list->count == list->capacity) {
+        /* Code addresses only: plain memory, not metadata (it is unmapped when it grows). */
+        uintptr_t *bigger = mmap(NULL, 2 * list->capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (bigger == MAP_FAILED)
+            return false;
+        memcpy(bigger, list->targets, list->count * sizeof(uintptr_t));
+        munmap(list->targets, list->capacity * sizeof(uintptr_t));
+        list->targets = bigger;
+        list->capacity *= 2;
+    }
+    list->targets[list->count++] = target;
+    return true;
+}
+
+static const struct branch_targets *targets_of_module(uintptr_t text_start, uintptr_t text_end)
+{
+    for (unsigned i = 0; i < target_set_count; i++)
+        if (target_sets[i].text_start == text_start)
+            return &target_sets[i];
+    if (target_set_count == 64)
+        return NULL;
+    struct target_list list = { NULL, 0, 1 << 16 };
+    list.targets = mmap(NULL, list.capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (list.targets == MAP_FAILED)
+        return NULL;
+    for_each_branch_target(text_start, text_end, collect_target, &list);
+    qsort(list.targets, list.count, sizeof(uintptr_t), compare_addresses);
+    struct branch_targets *set = &target_sets[target_set_count];
+    set->text_start = text_start;
+    set->text_end = text_end;
+    set->targets = list.targets;
+    set->count = list.count;
+    target_set_count++;
+    return set;
+}
+
+/* Some direct branch targets (low, high) exclusive?  Returns the target or 0. */
+static uintptr_t branch_into(const struct branch_targets *set, uintptr_t low, uintptr_t high)
+{
+    size_t a = 0, b = set->count;
+    while (a < b) {
+        size_t mid = (a + b) / 2;
+        if (set->targets[mid] <= low)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a < set->count && set->targets[a] < high ? set->targets[a] : 0;
+}
+
+/* --- trampolines --------------------------------------------------------------------- */
+
+struct gap_search {
+    uintptr_t near, best, best_distance, previous_end;
+};
+
+static void visit_gap(const struct mapping *mapping, void *data)
+{
+    struct gap_search *search = data;
+    uintptr_t gap_start = search->previous_end, gap_end = mapping->start;
+    search->previous_end = mapping->end;
+    if (gap_end <= gap_start || gap_end - gap_start < TRAMPOLINE_AREA_BYTES + 2 * 65536)
+        return;
+    /* The end of the gap nearest to near, keeping a page of distance from neighbours. */
+    uintptr_t candidate = gap_end <= search->near ? gap_end - 65536 - TRAMPOLINE_AREA_BYTES
+                                                  : gap_start + 65536;
+    candidate &= ~(uintptr_t)0xffff;
+    uintptr_t distance = candidate > search->near ? candidate - search->near : search->near - candidate;
+    if (distance < search->best_distance) {
+        search->best = candidate;
+        search->best_distance = distance;
+    }
+}
+
+static uint8_t *trampoline_alloc(uintptr_t near, char *why, size_t why_len)
+{
+    for (unsigned i = 0; i < area_count; i++) {
+        struct trampoline_area *area = &areas[i];
+        uintptr_t end = area->start + area->size;
+        uintptr_t distance = area->start > near ? end - near : near - area->start;
+        if (distance < REACH && area->used + TRAMPOLINE_BYTES <= area->size) {
+            uint8_t *p = (uint8_t *)(area->start + area->used);
+            area->used += TRAMPOLINE_BYTES;
+            return p;
+        }
+    }
+    if (area_count == 64) {
+        refuse(why, why_len, "too many trampoline areas");
+        return NULL;
+    }
+    static char *maps_buffer;
+    if (maps_buffer == NULL)
+        maps_buffer = metadata_map((size_t)4 << 20);
+    struct gap_search search = { near, 0, UINTPTR_MAX, 0x10000 };
+    if (maps_buffer == NULL || !proc_maps_for_each(maps_buffer, (size_t)4 << 20, visit_gap, &search) ||
+        search.best_distance >= REACH - TRAMPOLINE_AREA_BYTES) {
+        refuse(why, why_len, "no free address space within 2 GiB of the function for a trampoline");
+        return NULL;
+    }
+    void *p = mmap((void *)search.best, TRAMPOLINE_AREA_BYTES, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) {
+        refuse(why, why_len, "cannot map a trampoline near the function (%s)", strerror(errno));
+        return NULL;
+    }
+    metadata_register(p, TRAMPOLINE_AREA_BYTES);
+    areas[area_count].start = (uintptr_t)p;
+    areas[area_count].size = TRAMPOLINE_AREA_BYTES;
+    areas[area_count].used = TRAMPOLINE_BYTES;
+    area_count++;
+    return p;
+}
+
+static uint8_t *emit_absolute_jump(uint8_t *out, uintptr_t target)
+{
+    /* jmp *0(%rip); .quad target */
+    out[0] = 0xff;
+    out[1] = 0x25;
+    memset(out + 2, 0, 4);
+    memcpy(out + 6, &target, 8);
+    return out + 14;
+}
+
+/* Where the 32-bit displacement of a RIP-relative operand sits in the instruction.  capstone 4
+ * leaves encoding.disp_offset at 0 for some SSE/AVX instructions; the displacement is then
+ * found where it must be, just before any immediate, and checked against its value. */
+static unsigned displacement_offset(const cs_insn *insn, int32_t disp)
+{
+    const cs_x86 *x86 = &insn->detail->x86;
+    if (x86->encoding.disp_offset != 0 && x86->encoding.disp_size == 4)
+        return x86->encoding.disp_offset;
+    int offset = (int)insn->size - 4 - (int)x86->encoding.imm_size;
+    int32_t found;
+    if (offset > 0) {
+        memcpy(&found, insn->bytes + offset, 4);
+        if (found == disp)
+            return (unsigned)offset;
+    }
+    return 0;
+}
+
+/* Copies one displaced instruction to out (at its new address), or refuses. */
+static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+{
+    const cs_x86 *x86 = &insn->detail->x86;
+    uintptr_t next = insn->address + insn->size;
+    if (is_relative_branch(insn)) {
+        uintptr_t target = (uintptr_t)x86->operands[0].imm;
+        switch (insn->id) {
+        case X86_INS_JMP:
+            return emit_absolute_jump(out, target);
+        case X86_INS_CALL: {
+            /* A call is 5 bytes, so it is always the last displaced instruction: push the
+             * original return address and jump, so the callee returns into the function's
+             * own code, where unwinders and backtraces find its frame description. */
+            uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
+            static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
+            memcpy(out, lea_rsp, 5);
+            out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
+            memcpy(out + 8, &low, 4);
+            out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
+            memcpy(out + 16, &high, 4);
+            return emit_absolute_jump(out + 20, target);
+        }
+        case X86_INS_JRCXZ: case X86_INS_JECXZ: case X86_INS_LOOP: case X86_INS_LOOPE:
+        case X86_INS_LOOPNE:
+            refuse(why, why_len, "'%s' in the first bytes has no long form to relocate", insn->mnemonic);
+            return NULL;
+        default: {
+            /* jcc: the opcode's low nibble is the condition; invert it to skip the jump. */
+            const uint8_t *b = insn->bytes;
+            unsigned k = 0, condition;
+            while (k < insn->size && (b[k] == 0xf2 || b[k] == 0xf3 || b[k] == 0x2e || b[k] == 0x3e))
+                k++;
+            if (b[k] >= 0x70 && b[k] <= 0x7f) {
+                condition = b[k] & 0xf;
+            } else if (b[k] == 0x0f && b[k + 1] >= 0x80 && b[k + 1] <= 0x8f) {
+                condition = b[k + 1] & 0xf;
+            } else {
+                refuse(why, why_len, "cannot relocate branch '%s %s'", insn->mnemonic, insn->op_str);
+                return NULL;
+            }
+            out[0] = (uint8_t)(0x70 | (condition ^ 1));
+            out[1] = 14;
+            return emit_absolute_jump(out + 2, target);
+        }
+        }
+    }
+    memcpy(out, insn->bytes, insn->size);
+    for (unsigned i = 0; i < x86->op_count; i++) {
+        const cs_x86_op *op = &x86->operands[i];
+        if (op->type != X86_OP_MEM || op->mem.base != X86_REG_RIP)
+            continue;
+        unsigned disp_offset = displacement_offset(insn, (int32_t)op->mem.disp);
+        if (disp_offset == 0) {
+            refuse(why, why_len, "cannot relocate RIP-relative '%s %s'", insn->mnemonic, insn->op_str);
+            return NULL;
+        }
+        uintptr_t target = next + (intptr_t)op->mem.disp;
+        intptr_t displacement = (intptr_t)target - (intptr_t)((uintptr_t)out + insn->size);
+        if (displacement != (int32_t)displacement) {
+            refuse(why, why_len, "RIP-relative target of '%s %s' is out of reach of the trampoline",
+                   insn->mnemonic, insn->op_str);
+            return NULL;
+        }
+        int32_t d32 = (int32_t)displacement;
+        memcpy(out + disp_offset, &d32, 4);
+    }
+    return out + insn->size;
+}
+
+static bool write_code(uintptr_t site, const uint8_t *bytes, size_t len, uintptr_t entry)
+{
+    uintptr_t page = site & ~(uintptr_t)4095;
+    size_t span = align_up(site + len, 4096) - page;
+    if (mprotect((void *)page, span, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+        return false;
+    volatile uint8_t *code = (volatile uint8_t *)site;
+    patching_entry = entry;
+    patching_site = site;
+    code[0] = 0xcc;
+    serialize_other_cores();
+    for (size_t i = 1; i < len; i++)
+        code[i] = bytes[i];
+    serialize_other_cores();
+    code[0] = bytes[0];
+    serialize_other_cores();
+    mprotect((void *)page, span, PROT_READ | PROT_EXEC);
+    return true;
+}
+
+struct landing_query {
+    uintptr_t low, high, found;
+};
+
+static bool find_landing(uintptr_t target, void *data)
+{
+    struct landing_query *query = data;
+    if (target > query->low && target < query->high) {
+        query->found = target;
+        return false;
+    }
+    return true;
+}
+
+/* A direct branch inside [start, end) that lands in (low, high); 0 if none. */
+static uintptr_t branch_into_function(uintptr_t start, uintptr_t end, uintptr_t low, uintptr_t high)
+{
+    struct landing_query query = { low, high, 0 };
+    for_each_branch_target(start, end, find_landing, &query);
+    return query.found;
+}
+
+/* Builds the trampoline of hook index, patched at site with the displaced instructions
+ * covering covered bytes; stores where they resume to *resume_slot; writes the jump. */
+static bool install_trampoline(uintptr_t site, const cs_insn *displaced, unsigned count,
+                               size_t covered, unsigned index, uintptr_t *resume_slot, char *why,
+                               size_t why_len)
+{
+    uint8_t *trampoline = trampoline_alloc(site, why, why_len);
+    if (trampoline == NULL)
+        return false;
+    /* push $index; jmp *0(%rip) -> arenashim_hook_entry */
+    uint8_t *out = trampoline;
+    out[0] = 0x68;
+    uint32_t index32 = index;
+    memcpy(out + 1, &index32, 4);
+    out = emit_absolute_jump(out + 5, (uintptr_t)arenashim_hook_entry);
+    uint8_t *resume = out;
+    for (unsigned i = 0; i < count; i++) {
+        out = relocate(&displaced[i], out, why, why_len);
+        if (out == NULL)
+            return false;
+    }
+    emit_absolute_jump(out, site + covered);
+
+    uint8_t patch[PATCH_BYTES + 15]; /* the last displaced instruction may be 15 bytes long */
+    intptr_t rel = (intptr_t)trampoline - (intptr_t)(site + PATCH_BYTES);
+    int32_t rel32 = (int32_t)rel;
+    patch[0] = 0xe9;
+    memcpy(patch + 1, &rel32, 4);
+    for (size_t i = PATCH_BYTES; i < covered; i++)
+        patch[i] = 0xcc; /* never executed: nothing jumps there (checked above) */
+    __atomic_store_n(resume_slot, (uintptr_t)resume, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!write_code(site, patch, covered, (uintptr_t)trampoline))
+        return refuse(why, why_len, "cannot make its code writable (%s)", strerror(errno));
+    return true;
+}
+
+bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len)
+{
+    uintptr_t site = start;
+    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+    if (memcmp((const void *)start, endbr64, 4) == 0)
+        site += 4;
+    if (*(const uint8_t *)site == 0xcc)
+        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger or another tool "
+                      "owns it");
+    uintptr_t limit = end > start ? end : text_end;
+
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)site;
+    size_t size = limit > site ? limit - site : 0;
+    uint64_t address = site;
+    cs_insn displaced[PATCH_BYTES];
+    cs_detail details[PATCH_BYTES];
+    unsigned count = 0;
+    size_t covered = 0;
+    while (covered < PATCH_BYTES) {
+        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn)) {
+            cs_free(insn, 1);
+            return refuse(why, why_len, "too short: only %zu bytes before its end (%d needed)",
+                          covered, PATCH_BYTES);
+        }
+        if (cs_insn_group(capstone, insn, CS_GRP_RET) || cs_insn_group(capstone, insn, CS_GRP_INT) ||
+            cs_insn_group(capstone, insn, CS_GRP_IRET)) {
+            cs_free(insn, 1);
+            return refuse(why, why_len, "too short: '%s' within its first %d bytes", insn->mnemonic,
+                          PATCH_BYTES);
+        }
+        displaced[count] = *insn;
+        details[count] = *insn->detail;
+        displaced[count].detail = &details[count];
+        covered += insn->size;
+        count++;
+        /* An unconditional jmp ends the straight-line code: nothing after it is displaced. */
+        if (insn->id == X86_INS_JMP && covered < PATCH_BYTES) {
+            cs_free(insn, 1);
+            return refuse(why, why_len, "too short: it jumps away within its first %d bytes", PATCH_BYTES);
+        }
+    }
+    cs_free(insn, 1);
+
+    /* Markers check the whole module (code shared between functions); the dlopen hooks,
+     * small functions of the C library, check their own body and spare every program the
+     * decoding of all of libc at start-up. */
+    uintptr_t into;
+    if (whole_module || end <= start) {
+        const struct branch_targets *targets = targets_of_module(text_start, text_end);
+        into = targets ? branch_into(targets, site, site + covered) : 0;
+    } else {
+        into = branch_into_function(start, end, site, site + covered);
+    }
+    if (into)
+        return refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
+                      "(at +%#lx)", covered, (unsigned long)(into - start));
+    return install_trampoline(site, displaced, count, covered, index, resume, why, why_len);
+}
+
+bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index, uintptr_t *resume,
+                               char *why, size_t why_len)
+{
+    uintptr_t site = start;
+    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+    if (memcmp((const void *)start, endbr64, 4) == 0)
+        site += 4;
+    if (*(const uint8_t *)site == 0xcc)
+        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger owns it");
+    if (*(const uint8_t *)site != 0xc3)
+        return refuse(why, why_len, "it is not an empty function (a lone ret)");
+    if (limit < site + PATCH_BYTES)
+        return refuse(why, why_len, "another function starts %lu bytes after it",
+                      (unsigned long)(limit - site));
+    /* The ret, then padding up to at least the patch's end: only no-ops, which nothing jumps
+     * to.  All of it moves to the trampoline, where the ret runs after the hook. */
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)site;
+    size_t size = limit - site;
+    uint64_t address = site;
+    cs_insn displaced[PATCH_BYTES];
+    cs_detail details[PATCH_BYTES];
+    unsigned count = 0;
+    size_t covered = 0;
+    while (covered < PATCH_BYTES) {
+        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn) ||
+            (count > 0 && insn->id != X86_INS_NOP && insn->id != X86_INS_INT3)) {
+            cs_free(insn, 1);
+            return refuse(why, why_len, "the %d bytes after its ret are not all padding", PATCH_BYTES - 1);
+        }
+        displaced[count] = *insn;
+        details[count] = *insn->detail;
+        displaced[count].detail = &details[count];
+        covered += insn->size;
+        count++;
+    }
+    cs_free(insn, 1);
+    return install_trampoline(site, displaced, count, covered, index, resume, why, why_len);
+}

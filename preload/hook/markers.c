@@ -1,0 +1,503 @@
+/*
+ * markers.c — region markers from ARENASHIM_REGIONS.
+ *
+ * Layer: preload.  Grammar: SPEC[,SPEC...] with SPEC one of
+ *
+ *     FUNC            a function in the executable or any loaded library (first found)
+ *     MODULE:FUNC     a function of the module whose file name is MODULE ("main" is the
+ *                     executable; "libxml2.so" matches "libxml2.so.2")
+ *     MODULE+0xOFF    the function starting at OFF from the module's load base (as nm prints
+ *                     it), for stripped binaries; its bounds come from .eh_frame_hdr
+ *
+ * Lifecycle of a marker: parsed at start-up -> resolved (now, or when the library that
+ * holds it is loaded) -> hooked, or refused with a reason.  A marker's id is its place in
+ * ARENASHIM_REGIONS: the core counts its regions and bytes by id (marker_counters_of), the
+ * report layer keeps its name and state (marker_table.h).
+ */
+#include "markers.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sys/auxv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elf_reader.h"
+#include "hook.h"
+#include "log.h"
+#include "marker_table.h"
+#include "process.h"
+
+enum spec_form { SPEC_FUNCTION, SPEC_MODULE_FUNCTION, SPEC_MODULE_OFFSET };
+
+struct marker_spec {
+    enum spec_form form;
+    char module[128];
+    char function[256];
+    uintptr_t offset;
+    bool done; /* hooked, or refused: never looked at again */
+};
+
+static struct marker_spec *specs; /* marker_count of them, in metadata */
+static unsigned marker_count;
+/* The process the user started (not one it spawned, nor a launcher such as strace or sh
+ * that starts it): only there is a marker that names nothing an error.  Programs run shells
+ * and helpers that inherit ARENASHIM_REGIONS; a marker meant for the program must not kill
+ * them. */
+static bool root_process;
+static spin_lock markers_lock = SPIN_LOCK_INIT;
+static bool hooks_ready;
+static bool link_map_hooked;
+
+/* Modules already searched, by load base, so a dlopen only looks at new ones. */
+static uintptr_t seen_modules[1024];
+static unsigned seen_count;
+
+static bool module_matches(const struct loaded_module *module, const char *name)
+{
+    if (strcmp(name, "main") == 0)
+        return module->is_executable;
+    return elf_file_name_matches(module->file_name, name);
+}
+
+static bool parse_spec(const char *text, size_t len, struct marker_spec *spec, char *error, size_t error_len)
+{
+    char buffer[400];
+    if (len == 0 || len >= sizeof buffer) {
+        snprintf(error, error_len, "ARENASHIM_REGIONS: empty or overlong marker in the list; "
+                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET separated by ','");
+        return false;
+    }
+    memcpy(buffer, text, len);
+    buffer[len] = '\0';
+    memset(spec, 0, sizeof *spec);
+    char *colon = strchr(buffer, ':');
+    char *plus = strchr(buffer, '+');
+    if (plus && !colon) {
+        *plus = '\0';
+        char *end = NULL;
+        const char *number = plus + 1;
+        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module ||
+            strncmp(number, "0x", 2) != 0 || number[2] == '\0') {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' is not MODULE+0xOFFSET "
+                     "(e.g. main+0x1139, with the offset as nm prints it)", (int)len, text);
+            return false;
+        }
+        unsigned long long value = strtoull(number + 2, &end, 16);
+        if (*end != '\0') {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s': '%s' is not a hexadecimal "
+                     "offset (e.g. main+0x1139)", (int)len, text, number);
+            return false;
+        }
+        spec->form = SPEC_MODULE_OFFSET;
+        strcpy(spec->module, buffer);
+        spec->offset = (uintptr_t)value;
+        return true;
+    }
+    const char *function = buffer;
+    if (colon) {
+        *colon = '\0';
+        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module) {
+            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' has an empty or overlong "
+                     "MODULE before ':' (e.g. main:handle_request)", (int)len, text);
+            return false;
+        }
+        strcpy(spec->module, buffer);
+        function = colon + 1;
+        spec->form = SPEC_MODULE_FUNCTION;
+    }
+    /* A C or C++ (mangled) symbol name: identifier characters, '.', '$' and '@' (versions). */
+    bool valid = function[0] != '\0' && !(function[0] >= '0' && function[0] <= '9');
+    for (const char *c = function; *c && valid; c++)
+        valid = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '_' || *c == '.' || *c == '$';
+    if (!valid) {
+        snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' does not name a function; "
+                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET (symbol names as nm prints them, "
+                 "mangled for C++)", (int)len, text);
+        return false;
+    }
+    strcpy(spec->function, function);
+    return true;
+}
+
+struct resolve_context {
+    struct marker_spec *spec;
+    unsigned marker;
+    bool only_new;
+    bool found;
+    bool module_seen;
+    struct loaded_module module;
+    struct function_bounds bounds;
+};
+
+static bool module_is_new(uintptr_t base)
+{
+    for (unsigned i = 0; i < seen_count; i++)
+        if (seen_modules[i] == base)
+            return false;
+    return true;
+}
+
+static bool resolve_in_module(const struct loaded_module *module, void *data)
+{
+    struct resolve_context *context = data;
+    struct marker_spec *spec = context->spec;
+    if (context->only_new && !module_is_new(module->load_base))
+        return true;
+    if (spec->form != SPEC_FUNCTION && !module_matches(module, spec->module))
+        return true;
+    context->module_seen = true;
+    bool found;
+    if (spec->form == SPEC_MODULE_OFFSET)
+        found = elf_function_at(module, module->load_base + spec->offset, &context->bounds) ||
+                (module->is_executable && module->load_base == 0 &&
+                 elf_function_at(module, spec->offset, &context->bounds));
+    else
+        found = elf_find_function(module, spec->function, &context->bounds);
+    if (!found)
+        return true;
+    context->found = true;
+    context->module = *module;
+    return false;
+}
+
+static bool remember_module(const struct loaded_module *module, void *data)
+{
+    (void)data;
+    if (module_is_new(module->load_base) && seen_count < 1024)
+        seen_modules[seen_count++] = module->load_base;
+    return true;
+}
+
+/* Hooks one resolved marker; false with a reason when it cannot be done safely. */
+/* Functions that must never be marked: arenashim's own code and its allocator (a region
+ * around malloc would allocate from itself), and an entry point, which no call enters (its
+ * stack top is no return address). */
+static bool forbidden_function(const struct resolve_context *context, char *why, size_t why_len)
+{
+    Dl_info self, target;
+    if (dladdr((void *)forbidden_function, &self) && dladdr((void *)context->bounds.start, &target) &&
+        self.dli_fbase == target.dli_fbase) {
+        snprintf(why, why_len, "it is part of arenashim itself");
+        return true;
+    }
+    const char *name = context->module.file_name;
+    if (strncmp(name, "libjemalloc.so", 14) == 0) {
+        snprintf(why, why_len, "it is part of jemalloc, the allocator arenashim serves the heap with");
+        return true;
+    }
+    if (context->bounds.start == getauxval(AT_ENTRY)) {
+        snprintf(why, why_len, "it is the program's entry point, which is jumped to, not called");
+        return true;
+    }
+    return false;
+}
+
+static bool hook_marker(unsigned marker, const struct resolve_context *context, char *why, size_t why_len)
+{
+    if (forbidden_function(context, why, why_len))
+        return false;
+    if (context->bounds.is_ifunc) {
+        snprintf(why, why_len, "it is a GNU indirect function (IFUNC) resolver, not the function "
+                 "itself; mark the implementation it selects");
+        return false;
+    }
+    if (hook_count == HOOKS_MAX) {
+        snprintf(why, why_len, "too many hooks");
+        return false;
+    }
+    for (unsigned i = 0; i < hook_count; i++)
+        if (hook_table[i].function == context->bounds.start) {
+            snprintf(why, why_len, "the same function is already marked by '%s'",
+                     marker_name(hook_table[i].marker));
+            return false;
+        }
+    unsigned index = hook_count;
+    hook_table[index].marker = (int32_t)marker;
+    hook_table[index].kind = HOOK_MARKER;
+    hook_table[index].function = context->bounds.start;
+    if (!hook_patch(context->bounds.start, context->bounds.end, context->module.text_start,
+                    context->module.text_end, index, true, &hook_table[index].resume, why, why_len))
+        return false;
+    __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+static void describe(char *out, size_t len, const struct marker_spec *spec)
+{
+    switch (spec->form) {
+    case SPEC_FUNCTION: snprintf(out, len, "%s", spec->function); break;
+    case SPEC_MODULE_FUNCTION: snprintf(out, len, "%s:%s", spec->module, spec->function); break;
+    case SPEC_MODULE_OFFSET: snprintf(out, len, "%s+%#lx", spec->module, (unsigned long)spec->offset); break;
+    }
+}
+
+struct module_query {
+    uintptr_t base;
+    struct loaded_module module;
+    bool found;
+};
+
+static bool find_module_by_base(const struct loaded_module *module, void *data)
+{
+    struct module_query *query = data;
+    if (module->load_base != query->base)
+        return true;
+    query->module = *module;
+    query->found = true;
+    return false;
+}
+
+/* The loaded module that holds function, with the function's bounds; false if unknown. */
+static bool locate_function(uintptr_t function, struct resolve_context *context)
+{
+    Dl_info info;
+    struct module_query query;
+    memset(&query, 0, sizeof query);
+    memset(context, 0, sizeof *context);
+    if (!dladdr((void *)function, &info))
+        return false;
+    query.base = (uintptr_t)info.dli_fbase;
+    elf_for_each_module(find_module_by_base, &query);
+    if (!query.found || !elf_function_at(&query.module, function, &context->bounds))
+        return false;
+    context->module = query.module;
+    return true;
+}
+
+/* Library constructors run inside dlopen and must not allocate into the caller's region:
+ * libc's dlopen and dlmopen are hooked at their entry, where regions are suspended (shim.h).
+ * Their return address is left alone, so the caller's RUNPATH and $ORIGIN stay in effect. */
+static void install_dlopen_hooks(void)
+{
+    static const char *names[] = { "dlopen", "dlmopen" };
+    for (unsigned i = 0; i < 2; i++) {
+        void *function = dlsym(RTLD_NEXT, names[i]);
+        struct resolve_context context;
+        char why[400];
+        if (function == NULL || hook_count == HOOKS_MAX || !locate_function((uintptr_t)function, &context))
+            continue;
+        unsigned index = hook_count;
+        hook_table[index].marker = 0;
+        hook_table[index].kind = HOOK_DLOPEN;
+        hook_table[index].function = context.bounds.start;
+        if (hook_patch(context.bounds.start, context.bounds.end, context.module.text_start,
+                       context.module.text_end, index, false, &hook_table[index].resume, why, sizeof why))
+            __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+        else if (core_config.options.verbose >= 1)
+            log_warn("cannot hook %s (%s): constructors of libraries it loads may allocate into "
+                     "the caller's region", names[i], why);
+    }
+}
+
+/* Markers in libraries loaded later are resolved when the dynamic linker reports a change of
+ * its object list through r_debug.r_brk (_dl_debug_state, where debuggers put a breakpoint):
+ * before the new objects are relocated and their constructors run, whoever loads them
+ * (dlopen, dlmopen, the C library loading NSS or iconv modules).  The function is an empty
+ * return; the patch also covers the alignment padding after it, which must belong to no
+ * function (the next .eh_frame entry starts past the patch). */
+static void install_link_map_hook(void)
+{
+    uintptr_t function = _r_debug.r_brk;
+    struct resolve_context context;
+    char why[400] = "no .eh_frame entry bounds it";
+    if (function != 0 && hook_count < HOOKS_MAX && locate_function(function, &context)) {
+        unsigned index = hook_count;
+        hook_table[index].marker = 0;
+        hook_table[index].kind = HOOK_LINK_MAP;
+        hook_table[index].function = function;
+        if (hook_patch_empty_function(function, context.bounds.end, index, &hook_table[index].resume,
+                                      why, sizeof why)) {
+            __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+            link_map_hooked = true;
+            return;
+        }
+    }
+    for (unsigned i = 0; i < marker_count; i++)
+        if (!specs[i].done) {
+            log_warn("cannot hook the dynamic linker's r_brk (%s): markers in libraries loaded "
+                     "later will not resolve", why);
+            return;
+        }
+}
+
+static bool decide_root_process(void)
+{
+    char own[32];
+    snprintf(own, sizeof own, "%d", (int)getpid());
+    const char *root = getenv("ARENASHIM_ROOT_PID");
+    if (root != NULL)
+        return strcmp(root, own) == 0; /* exec without fork keeps the pid: still the root */
+    if (process_is_launcher())
+        return false; /* the program it starts will be the root */
+    setenv("ARENASHIM_ROOT_PID", own, 1);
+    return true;
+}
+
+/* An error in the root process; a warning (verbose) elsewhere.  A function that was found
+ * but cannot be hooked is refused; one this program simply lacks stays unresolved. */
+static void marker_problem(unsigned marker, const char *message, bool refused)
+{
+    if (root_process)
+        log_fatal_startup("%s", message);
+    if (refused)
+        marker_table_refuse((int32_t)marker, message);
+    if (core_config.options.verbose >= 1)
+        log_warn("%s", message);
+}
+
+/* Parses every spec first: a typo anywhere stops the program before anything is patched.
+ * Returns how many there are. */
+static unsigned parse_all(const char *text)
+{
+    unsigned count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == ',';
+    if (count > MARKER_DEPTH_TRACKED)
+        log_fatal_startup("ARENASHIM_REGIONS: %u markers; at most %d are supported", count,
+                          MARKER_DEPTH_TRACKED);
+    specs = metadata_alloc(count * sizeof *specs);
+    if (specs == NULL || !marker_table_init(count) || !core_markers_init(count))
+        log_fatal_startup("ARENASHIM_REGIONS: no memory for %u markers", count);
+    char error[600];
+    unsigned index = 0;
+    for (const char *p = text;; index++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (!parse_spec(p, len, &specs[index], error, sizeof error))
+            log_fatal_startup("%s", error);
+        struct marker_entry *entry = marker_table_entry((int32_t)index);
+        describe(entry->spec, sizeof entry->spec, &specs[index]);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return count;
+}
+
+/* The complaint about a marker that resolved nowhere: it names nothing at all, or its module
+ * is loaded without such a function.  A marker whose module is not loaded yet waits. */
+static void not_found(unsigned marker, const struct resolve_context *context)
+{
+    struct marker_spec *spec = &specs[marker];
+    const char *name = marker_name((int32_t)marker);
+    char error[600];
+    if (spec->form == SPEC_FUNCTION) {
+        spec->done = true;
+        snprintf(error, sizeof error,
+                 "ARENASHIM_REGIONS: marker '%s' names no function of the executable or any loaded "
+                 "library; check the name with nm (C++ names are mangled), qualify it as MODULE:FUNC "
+                 "for a library loaded later, or use MODULE+0xOFFSET for a stripped binary", name);
+        marker_problem(marker, error, false);
+    } else if (context->module_seen) {
+        spec->done = true;
+        snprintf(error, sizeof error,
+                 "ARENASHIM_REGIONS: marker '%s': module '%s' is loaded but has no %s; check it with "
+                 "nm (or nm -D), or use MODULE+0xOFFSET for a stripped binary", name, spec->module,
+                 spec->form == SPEC_MODULE_OFFSET ? "function starting at that offset (.eh_frame_hdr)"
+                                                  : "such function");
+        marker_problem(marker, error, false);
+    }
+}
+
+/* Resolves and hooks one marker among the loaded modules at start-up. */
+static void resolve_at_startup(unsigned marker)
+{
+    struct resolve_context context;
+    char why[600];
+    memset(&context, 0, sizeof context);
+    context.spec = &specs[marker];
+    context.marker = marker;
+    elf_for_each_module(resolve_in_module, &context);
+    if (!context.found) {
+        not_found(marker, &context);
+        return;
+    }
+    specs[marker].done = true;
+    if (!hook_marker(marker, &context, why, sizeof why)) {
+        char message[700];
+        snprintf(message, sizeof message, "ARENASHIM_REGIONS: cannot hook marker '%s': %s",
+                 marker_name((int32_t)marker), why);
+        marker_problem(marker, message, true);
+        return;
+    }
+    marker_table_entry((int32_t)marker)->resolved = true;
+    if (core_config.options.verbose >= 2)
+        log_note("marker '%s' hooked at %#lx in %s", marker_name((int32_t)marker),
+                 (unsigned long)context.bounds.start, context.module.path);
+}
+
+void markers_init(void)
+{
+    const char *text = getenv("ARENASHIM_REGIONS");
+    char error[600];
+    if (text == NULL || text[0] == '\0')
+        return;
+    unsigned count = parse_all(text);
+    root_process = decide_root_process();
+    if (core_config.heap_only)
+        return; /* no chunk space (said at start-up): a region would serve nothing */
+    if (!hook_arch_init(error, sizeof error))
+        log_fatal_startup("ARENASHIM_REGIONS: function markers cannot work here: %s", error);
+    hooks_ready = true;
+    marker_count = count;
+    for (unsigned i = 0; i < count; i++)
+        resolve_at_startup(i);
+    elf_for_each_module(remember_module, NULL);
+    install_dlopen_hooks();
+    install_link_map_hook();
+}
+
+void markers_after_link_map_change(void)
+{
+    if (!hooks_ready)
+        return;
+    spin_lock_acquire(&markers_lock);
+    for (unsigned i = 0; i < marker_count; i++) {
+        struct marker_spec *spec = &specs[i];
+        if (spec->done)
+            continue;
+        struct resolve_context context;
+        char why[400];
+        memset(&context, 0, sizeof context);
+        context.spec = spec;
+        context.marker = i;
+        context.only_new = true;
+        elf_for_each_module(resolve_in_module, &context);
+        if (!context.found)
+            continue;
+        spec->done = true;
+        if (hook_marker(i, &context, why, sizeof why)) {
+            marker_table_entry((int32_t)i)->resolved = true;
+        } else {
+            marker_table_refuse((int32_t)i, why);
+            log_warn("marker '%s' resolved in a library loaded later but was not hooked: %s",
+                     marker_name((int32_t)i), why);
+        }
+    }
+    elf_for_each_module(remember_module, NULL);
+    spin_lock_release(&markers_lock);
+}
+
+void markers_fork_child(void)
+{
+    spin_lock_reset(&markers_lock);
+}
+
+void markers_report_unresolved(void)
+{
+    if (core_config.heap_only || (!root_process && core_config.options.verbose == 0))
+        return;
+    for (unsigned i = 0; i < marker_table_count(); i++) {
+        const struct marker_entry *m = marker_table_entry((int32_t)i);
+        if (m->refused)
+            log_note("marker '%s' was refused: %s", m->spec, m->reason);
+        else if (!m->resolved)
+            log_note("marker '%s' never resolved: %s", m->spec,
+                     link_map_hooked ? "its module was never loaded"
+                                     : "libraries loaded after start-up were not watched");
+    }
+}

@@ -1,0 +1,45 @@
+/*
+ * log.h — where arenashim's words go: one output path, named exit codes.
+ *
+ * Layer: preload, lib.  Reports, warnings, the exit summary and notes all go to the log: the
+ * file of log_path, or stderr.  Each message is written with as few write() calls as its
+ * size allows (reports: one, under the report lock), never through stdio, so nothing here
+ * allocates and a message written from a signal handler is whole.  Start-up errors always go
+ * to stderr (the log may be what failed) and end the process with EXIT_STARTUP_ERROR.
+ */
+#ifndef ARENASHIM_PRELOAD_LIB_LOG_H
+#define ARENASHIM_PRELOAD_LIB_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit statuses arenashim itself ends a process with. */
+enum arenashim_exit_status {
+    EXIT_STARTUP_ERROR = 2,  /* bad option or marker: the line on stderr says which, and how to fix it */
+    EXIT_INTERNAL_ERROR = 70, /* an invariant of arenashim's own broke (EX_SOFTWARE) */
+    EXIT_DANGLING = 139,     /* a dangling access whose SIGSEGV could not be delivered (128 + 11) */
+};
+
+/* The log's descriptor: stderr until log_open. */
+extern int log_fd;
+
+/* Writes all of text to the log, retrying short writes; errors are dropped (there is no one
+ * left to tell). */
+void log_write(const char *text, size_t len);
+/* "arenashim: warning: MESSAGE\n" to the log. */
+__attribute__((format(printf, 1, 2))) void log_warn(const char *format, ...);
+/* "arenashim: MESSAGE\n" to the log (verbose notes, exit lines). */
+__attribute__((format(printf, 1, 2))) void log_note(const char *format, ...);
+/* "arenashim: error: MESSAGE\n" on stderr, then _exit(EXIT_STARTUP_ERROR). */
+__attribute__((noreturn, format(printf, 1, 2))) void log_fatal_startup(const char *format, ...);
+/* "arenashim: internal error: MESSAGE\n" on stderr, then _exit(EXIT_INTERNAL_ERROR). */
+__attribute__((noreturn)) void log_internal_error(const char *message);
+
+/* Expands "%p" in pattern to the process id, so each process of a tree gets its own file. */
+void path_expand(char *out, size_t len, const char *pattern);
+/* Opens the log named by pattern for appending, creating it 0644 at most, never following a
+ * symbolic link at the path (the report would go wherever it points, with this process's
+ * rights).  false with errno set when it cannot; path gets the expanded name. */
+bool log_open(const char *pattern, char *path, size_t path_len);
+
+#endif

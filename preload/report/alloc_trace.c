@@ -1,0 +1,106 @@
+/*
+ * alloc_trace.c — recording where region objects were allocated.
+ *
+ * Layer: preload, report.  With trace_allocs=N every Nth region allocation of a thread (a TLS
+ * countdown, one decrement on the fast path) records its backtrace: libunwind's
+ * unw_backtrace, interned in the stack table, and a {address, size, stack} record appended
+ * to the region's trace log.  Hooked frames have the exit stub as return address, which no
+ * unwinder can step through: the walk runs inside the unwind fixup (report.h).  A thread
+ * already inside a capture (libunwind may allocate) is not traced again.
+ */
+#include "alloc_trace.h"
+
+#include <stdint.h>
+
+#include "arch.h"
+#include "report.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+__thread int64_t alloc_trace_countdown TLS_INITIAL_EXEC;
+static __thread bool capturing TLS_INITIAL_EXEC;
+static __thread bool countdown_started TLS_INITIAL_EXEC;
+bool alloc_trace_region_stacks;
+
+void alloc_trace_init(void)
+{
+    /* Full region begin/end stacks cost two unwinds from a synthetic context per region (the
+     * hook slow paths, no trace cache): for verbose, or when every allocation is traced.
+     * Sampled tracing keeps the cheap single-frame sites. */
+    alloc_trace_region_stacks = core_config.options.trace_allocs == 1 || core_config.options.verbose > 0;
+    if (alloc_trace_region_stacks) {
+        void *warm[4];
+        unw_backtrace(warm, 4); /* first use takes locks and may allocate: not in a handler */
+    }
+}
+
+static int64_t countdown_start(void)
+{
+    return core_config.options.trace_allocs ? (int64_t)core_config.options.trace_allocs : INT64_MAX;
+}
+
+uint32_t alloc_trace_capture(int32_t marker, unsigned skip)
+{
+    if (capturing)
+        return 0;
+    capturing = true;
+    void *frames[STACK_DEPTH_MAX + 8];
+    report_unwind_fixup_before();
+    int depth = unw_backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
+    report_unwind_fixup_after();
+    capturing = false;
+    if (depth <= (int)skip)
+        return 0;
+    return stack_table_intern((const uintptr_t *)(frames + skip), (unsigned)(depth - (int)skip), marker);
+}
+
+uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_pointer, bool exact_pc)
+{
+    if (capturing)
+        return 0;
+    capturing = true;
+    uintptr_t frames[STACK_DEPTH_MAX];
+    unsigned depth = 0;
+    report_unwind_fixup_before();
+    /* The registers as they were at pc: the callee-saved ones are taken from here, which is
+     * right for callers whose frames are found from the stack pointer (the usual -O2 code). */
+    unw_context_t context;
+    unw_cursor_t cursor;
+    unw_getcontext(&context);
+    context_set_pc_and_stack(&context, pc, stack_pointer);
+    /* exact_pc: pc is an instruction about to run (a function's entry), not a return
+     * address, which unwinders otherwise look up at pc - 1. */
+    if (unw_init_local2(&cursor, &context, exact_pc ? UNW_INIT_SIGNAL_FRAME : 0) == 0) {
+        do {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
+                break;
+            frames[depth++] = (uintptr_t)ip;
+        } while (depth < STACK_DEPTH_MAX && unw_step(&cursor) > 0);
+    }
+    report_unwind_fixup_after();
+    capturing = false;
+    return stack_table_intern(frames, depth, marker);
+}
+
+void alloc_trace_record(struct region *region, void *object, size_t size)
+{
+    if (!countdown_started) {
+        /* The thread's first region allocation: the countdown starts here, as if it had been
+         * set when the thread began. */
+        countdown_started = true;
+        alloc_trace_countdown = countdown_start() - 1;
+        if (alloc_trace_countdown > 0)
+            return;
+    }
+    alloc_trace_countdown = countdown_start();
+    if (capturing || core_config.options.trace_allocs == 0)
+        return;
+    /* Skip this function and the malloc entry point: frame 0 is the program's call. */
+    uint32_t stack = alloc_trace_capture(region->marker, 2);
+    struct stack_record *site = stack_table_get(stack);
+    if (site)
+        __atomic_add_fetch(&site->allocations, 1, __ATOMIC_RELAXED);
+    trace_log_append(&region->trace, (uintptr_t)object, size, stack);
+}

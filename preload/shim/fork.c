@@ -1,0 +1,60 @@
+/*
+ * fork.c — keeping every lock whole across fork().
+ *
+ * Layer: preload, shim.  A fork while another thread holds one of arenashim's locks would
+ * leave the child waiting for a thread that does not exist there (gperftools #499, jemalloc
+ * #2019).  The locks that guard structures the child goes on using (the scan, the report
+ * writer, the core's chunk table, thread list and pools) are taken before fork and released
+ * in both processes, so their structures are whole in the child; every other lock, held only
+ * for short table updates, is reset in the child.  The child's log reopens when log_path
+ * names the process ("%p").
+ */
+#include "shim.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "collector.h"
+#include "dangling.h"
+#include "heap_ranges.h"
+#include "log.h"
+#include "markers.h"
+#include "report.h"
+#include "symbolize.h"
+
+static void fork_prepare(void)
+{
+    collector_lock();
+    report_lock();
+    core_lock_all();
+}
+
+static void fork_parent(void)
+{
+    core_unlock_all();
+    report_unlock();
+    collector_unlock();
+}
+
+static void fork_child(void)
+{
+    core_fork_child(bound_thread);
+    report_fork_child();
+    collector_fork_child();
+    signals_fork_child();
+    dangling_fork_child();
+    heap_ranges_fork_child();
+    symbolize_fork_child();
+    markers_fork_child();
+    binding_fork_child();
+    if (core_config.options.log_path[0] && strstr(core_config.options.log_path, "%p")) {
+        /* A child that does not exec reports into its own file. */
+        char path[OPTIONS_PATH_MAX + 32];
+        log_open(core_config.options.log_path, path, sizeof path);
+    }
+}
+
+void fork_handlers_install(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

@@ -1,0 +1,391 @@
+/*
+ * malloc_shim.c — the exported malloc family and where each call goes.
+ *
+ * Layer: preload, shim.  Every function glibc's manual asks a replacement malloc to provide, plus
+ * the __libc_* aliases some programs call directly.  Routing:
+ *
+ *   allocation   the calling thread's innermost region (unless the immediate caller lies in
+ *                an excluded module), else jemalloc (its own malloc family, found at start-up);
+ *   free/realloc by address alone: the chunk reservation is one range, so objects freed by
+ *                another thread, or after their region, go to the right owner.
+ *
+ * Outside regions the added cost is one TLS load (malloc) or one range check (free).  Every
+ * failure returns NULL with errno ENOMEM, free keeps errno, and zero sizes, overflow and
+ * alignment checks behave as glibc documents, whatever jemalloc does underneath.
+ */
+#include "shim.h"
+
+#include "alloc_trace.h"
+#include "caller_filter.h"
+#include "dangling.h"
+#include "log.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RETURN_ADDRESS() __builtin_return_address(0)
+
+/* --- the heap (jemalloc) ------------------------------------------------------------------ */
+
+/* jemalloc's own malloc/free/calloc/realloc are its fastest paths (about 30 instructions
+ * against 90 for mallocx/dallocx, measured with callgrind in bench/).  Our exports shadow
+ * them, so they are looked up in jemalloc's own scope once the dynamic linker is usable;
+ * until then the non-standard API serves. */
+static void *bootstrap_malloc(size_t size)
+{
+    return mallocx(size ? size : 1, 0);
+}
+
+static void bootstrap_free(void *p)
+{
+    if (p)
+        dallocx(p, 0);
+}
+
+static void *bootstrap_calloc(size_t count, size_t size)
+{
+    size_t bytes = count * size; /* the caller checked for overflow */
+    return mallocx(bytes ? bytes : 1, MALLOCX_ZERO);
+}
+
+static void *bootstrap_realloc(void *p, size_t size)
+{
+    return p ? rallocx(p, size ? size : 1, 0) : mallocx(size ? size : 1, 0);
+}
+
+static struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+} heap = { bootstrap_malloc, bootstrap_free, bootstrap_calloc, bootstrap_realloc };
+
+void shim_heap_init(void)
+{
+    void *jemalloc = dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_NOLOAD);
+    if (jemalloc == NULL)
+        return;
+    void *m = dlsym(jemalloc, "malloc"), *f = dlsym(jemalloc, "free");
+    void *c = dlsym(jemalloc, "calloc"), *r = dlsym(jemalloc, "realloc");
+    /* Never our own exports: that would recurse. */
+    if (m && f && c && r && m != (void *)malloc && f != (void *)free) {
+        heap.calloc = (void *(*)(size_t, size_t))c;
+        heap.realloc = (void *(*)(void *, size_t))r;
+        heap.free = (void (*)(void *))f;
+        __atomic_store_n(&heap.malloc, (void *(*)(size_t))m, __ATOMIC_RELEASE);
+    }
+    dlclose(jemalloc);
+}
+
+/* jemalloc's malloc sets errno to ENOMEM itself (the bootstrap path before start-up may
+ * not, but nothing that early runs out of memory): a tail call, no frame. */
+static inline void *heap_alloc(size_t size)
+{
+    return heap.malloc(size);
+}
+
+static inline void *heap_alloc_aligned(size_t size, size_t alignment)
+{
+    /* jemalloc's malloc aligns small size classes only to 8 bytes. */
+    if (alignment <= 8)
+        return heap_alloc(size);
+    void *p = mallocx(size ? size : 1, MALLOCX_ALIGN(alignment));
+    if (unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+static inline void *heap_calloc(size_t size)
+{
+    return heap.calloc(1, size);
+}
+
+static inline void heap_free(void *p)
+{
+    heap.free(p);
+}
+
+void *shim_fallback_alloc(size_t size, size_t alignment)
+{
+    static int warned;
+    stats_add(&core_counters.fallback_allocs, 1);
+    if (core_counters.reserve_exhausted && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        log_warn("the chunk reservation is exhausted; region allocations fall back to the heap "
+                 "(raise ARENASHIM_OPTIONS=reserve=...)");
+    return heap_alloc_aligned(size, alignment);
+}
+
+/* --- routing ------------------------------------------------------------------------------- */
+
+/* A region could not serve a request: one no allocator can serve fails with ENOMEM, the rest
+ * go to the heap (reservation exhausted, or an alignment beyond a chunk). */
+static void *region_miss(size_t size, size_t alignment)
+{
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return shim_fallback_alloc(size, alignment);
+}
+
+/* An allocation on a thread with an open region, made from caller. */
+static inline void *routed_alloc(struct region *region, size_t size, const void *caller)
+{
+    if (unlikely(caller_is_excluded(caller)))
+        return heap_alloc(size);
+    void *p = region_alloc(region, size);
+    if (unlikely(p == NULL))
+        return region_miss(size, OBJECT_ALIGN);
+    alloc_trace_maybe(region, p, size);
+    return p;
+}
+
+static void *routed_alloc_aligned(size_t size, size_t alignment, const void *caller)
+{
+    struct region *region = bound_region;
+    if (region == NULL || caller_is_excluded(caller))
+        return heap_alloc_aligned(size, alignment);
+    void *p = region_alloc_aligned(region, size, alignment);
+    if (unlikely(p == NULL))
+        return region_miss(size, alignment);
+    alloc_trace_maybe(region, p, size);
+    return p;
+}
+
+static inline bool multiply_overflows(size_t a, size_t b, size_t *product)
+{
+    return __builtin_mul_overflow(a, b, product);
+}
+
+/* --- the exported family ------------------------------------------------------------------ */
+
+__attribute__((noinline)) static void *malloc_in_region(struct region *region, size_t size,
+                                                        const void *caller)
+{
+    return routed_alloc(region, size, caller);
+}
+
+EXPORTED void *malloc(size_t size)
+{
+    struct region *region = bound_region;
+    if (likely(region == NULL))
+        return heap_alloc(size);
+    /* The common region case without a stack frame: a caller outside the excluded
+     * modules, a bump that fits, no sample due.  Anything else takes the full path. */
+    const void *caller = RETURN_ADDRESS();
+    if (likely(!caller_is_excluded(caller) && alloc_trace_countdown > 1)) {
+        void *p = region_try_alloc(region, size);
+        if (likely(p != NULL)) {
+            alloc_trace_countdown--;
+            return p;
+        }
+    }
+    return malloc_in_region(region, size, caller);
+}
+
+/* free() of a region object: undone, ignored, or (after its region ended) counted as an
+ * escape and, with verbose, reported. */
+static void free_region_object(void *p)
+{
+    if (region_free(bound_thread, p))
+        report_escaped_free((uintptr_t)p);
+}
+
+EXPORTED void free(void *p)
+{
+    if (unlikely(core_owns(p))) {
+        free_region_object(p);
+        return;
+    }
+    heap_free(p);
+}
+
+EXPORTED void *calloc(size_t count, size_t size)
+{
+    size_t bytes;
+    if (unlikely(multiply_overflows(count, size, &bytes))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct region *region = bound_region;
+    if (likely(region == NULL))
+        return heap_calloc(bytes);
+    const void *caller = RETURN_ADDRESS();
+    if (caller_is_excluded(caller))
+        return heap_calloc(bytes);
+    void *p = region_alloc(region, bytes);
+    if (unlikely(p == NULL)) {
+        p = region_miss(bytes, OBJECT_ALIGN);
+        if (p)
+            memset(p, 0, bytes);
+        return p;
+    }
+    region_clear_reused(region, p, bytes);
+    alloc_trace_maybe(region, p, bytes);
+    return p;
+}
+
+/* realloc of a region object: in place when it is its region's last object, else moved to
+ * wherever the caller allocates now.  Reading its size faults when its region has ended:
+ * realloc of a dead object is a dangling access and is reported as one. */
+static void *region_realloc(void *p, size_t size, const void *caller)
+{
+    size_t old_size = region_object_size(p);
+    if (size == 0) {
+        free_region_object(p);
+        return NULL;
+    }
+    if (region_resize_in_place(bound_region, p, size))
+        return p;
+    if (size <= old_size)
+        return p;
+    struct region *region = bound_region;
+    void *q = region ? routed_alloc(region, size, caller) : heap_alloc(size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old_size);
+    free_region_object(p);
+    return q;
+}
+
+/* realloc's work for any owner, with the caller that decides a new object's home. */
+static void *reallocate(void *p, size_t size, const void *caller)
+{
+    if (p == NULL) {
+        struct region *region = bound_region;
+        return region ? routed_alloc(region, size, caller) : heap_alloc(size);
+    }
+    if (core_owns(p))
+        return region_realloc(p, size, caller);
+    if (size == 0) {
+        /* glibc frees and returns NULL. */
+        heap_free(p);
+        return NULL;
+    }
+    void *q = heap.realloc(p, size);
+    if (unlikely(q == NULL))
+        errno = ENOMEM;
+    return q;
+}
+
+EXPORTED void *realloc(void *p, size_t size)
+{
+    return reallocate(p, size, RETURN_ADDRESS());
+}
+
+EXPORTED void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t bytes;
+    if (multiply_overflows(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return reallocate(p, bytes, RETURN_ADDRESS());
+}
+
+static inline bool is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+EXPORTED void *aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return routed_alloc_aligned(size, alignment, RETURN_ADDRESS());
+}
+
+EXPORTED int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = routed_alloc_aligned(size, alignment, RETURN_ADDRESS());
+    errno = saved;
+    if (p == NULL)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up to the next one. */
+static void *memalign_from(size_t alignment, size_t size, const void *caller)
+{
+    if (alignment > ((size_t)1 << 63)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment < OBJECT_ALIGN)
+        alignment = OBJECT_ALIGN;
+    if (!is_power_of_two(alignment))
+        alignment = (size_t)1 << (64 - __builtin_clzll((unsigned long long)alignment));
+    return routed_alloc_aligned(size, alignment, caller);
+}
+
+EXPORTED void *memalign(size_t alignment, size_t size)
+{
+    return memalign_from(alignment, size, RETURN_ADDRESS());
+}
+
+EXPORTED void *valloc(size_t size)
+{
+    return memalign_from(PAGE_SIZE_BYTES, size, RETURN_ADDRESS());
+}
+
+EXPORTED void *pvalloc(size_t size)
+{
+    if (size > SIZE_MAX - PAGE_SIZE_BYTES) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = size ? align_up(size, PAGE_SIZE_BYTES) : PAGE_SIZE_BYTES;
+    return memalign_from(PAGE_SIZE_BYTES, rounded, RETURN_ADDRESS());
+}
+
+EXPORTED size_t malloc_usable_size(void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (core_owns(p))
+        return region_object_size(p);
+    return sallocx(p, 0);
+}
+
+/* Callers of strdup own the copy: serve it like the caller's own malloc, not as a C library
+ * allocation (which the default exclude list sends to the heap). */
+EXPORTED char *strdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    struct region *region = bound_region;
+    char *copy = region ? routed_alloc(region, len, RETURN_ADDRESS()) : heap_alloc(len);
+    if (copy)
+        memcpy(copy, s, len);
+    return copy;
+}
+
+EXPORTED char *strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    struct region *region = bound_region;
+    char *copy = region ? routed_alloc(region, len + 1, RETURN_ADDRESS()) : heap_alloc(len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+/* Programs that call glibc's internal names directly must reach the same allocator, or a
+ * pointer from one would be freed by the other. */
+EXPORTED void *__libc_malloc(size_t size) __attribute__((alias("malloc"), copy(malloc)));
+EXPORTED void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+EXPORTED void *__libc_calloc(size_t count, size_t size) __attribute__((alias("calloc"), copy(calloc)));
+EXPORTED void *__libc_realloc(void *p, size_t size) __attribute__((alias("realloc"), copy(realloc)));
+EXPORTED void *__libc_memalign(size_t alignment, size_t size) __attribute__((alias("memalign"), copy(memalign)));
+EXPORTED void *__libc_valloc(size_t size) __attribute__((alias("valloc"), copy(valloc)));
+EXPORTED void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc"), copy(pvalloc)));
