@@ -30,6 +30,7 @@
 #include "arch.h"
 #include "core.h"
 #include "proc.h"
+#include "sys.h"
 
 #define STOP_WAIT_NS (500ull * 1000 * 1000)
 #define STOP_SIGNAL_BLOCKED_CHECK_NS (5ull * 1000 * 1000)
@@ -82,7 +83,7 @@ void stop_world_init(void)
     action.sa_sigaction = stop_handler;
     action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&action.sa_mask); /* nothing else runs on a stopped thread */
-    sigaction(stop_signal, &action, NULL);
+    sys_sigaction(stop_signal, &action, NULL);
 }
 
 struct linux_dirent64 {

@@ -5,6 +5,7 @@
  * stdio stream, no malloc.
  */
 #include "log.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,17 +15,18 @@
 
 int log_fd = STDERR_FILENO;
 
-static void write_all(int fd, const char *text, size_t len)
+bool write_all(int fd, const char *text, size_t len)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
+        ssize_t n = sys_write(fd, text + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return;
+            return false;
         done += (size_t)n;
     }
+    return true;
 }
 
 void log_write(const char *text, size_t len)

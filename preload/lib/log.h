@@ -35,6 +35,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void log_fatal_startup(const cha
 /* "arenashim: internal error: MESSAGE\n" on stderr, then _exit(EXIT_INTERNAL_ERROR). */
 __attribute__((noreturn)) void log_internal_error(const char *message);
 
+/* Writes all of text to fd, retrying short writes and interruptions; false on an error. */
+bool write_all(int fd, const char *text, size_t len);
 /* Expands "%p" in pattern to the process id, so each process of a tree gets its own file. */
 void path_expand(char *out, size_t len, const char *pattern);
 /* Opens the log named by pattern for appending, creating it 0644 at most, never following a

@@ -9,6 +9,7 @@
  * absent although it may hold pointers: it is used only while no swap area is active.
  */
 #include "proc.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -80,7 +81,7 @@ bool proc_maps_for_each(char *buffer, size_t buffer_len,
             close(fd);
             return false;
         }
-        ssize_t n = read(fd, buffer + used, buffer_len - 1 - used);
+        ssize_t n = sys_read(fd, buffer + used, buffer_len - 1 - used);
         if (n < 0) {
             close(fd);
             return false;
@@ -110,7 +111,7 @@ bool proc_read_file(const char *path, char *buffer, size_t len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    ssize_t got = read(fd, buffer, len - 1);
+    ssize_t got = sys_read(fd, buffer, len - 1);
     close(fd);
     if (got <= 0)
         return false;
@@ -193,7 +194,7 @@ void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end
         size_t pages = (end - page) / PAGE;
         if (pages > PAGEMAP_BATCH)
             pages = PAGEMAP_BATCH;
-        ssize_t got = pread(pagemap_fd, entries, pages * sizeof(uint64_t),
+        ssize_t got = sys_pread(pagemap_fd, entries, pages * sizeof(uint64_t),
                             (off_t)(page / PAGE * sizeof(uint64_t)));
         if (got <= 0) {
             run_rest_unknown(&runs, page, end);

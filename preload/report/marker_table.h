@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 struct marker_entry {
-    char spec[256];
+    char spec[400]; /* MODULE (128) + ":" + FUNC (256) */
     bool resolved;
     bool refused;
     char reason[160];

@@ -153,15 +153,9 @@ static void write_file_atomically(const char *path, const char *text, size_t len
     int fd = mkostemp(temporary, O_CLOEXEC);
     if (fd < 0)
         return;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
+    bool written = write_all(fd, text, len);
     close(fd);
-    if (done == len)
+    if (written)
         rename(temporary, path);
     else
         unlink(temporary);

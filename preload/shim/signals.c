@@ -20,6 +20,7 @@
 #include "dangling.h"
 #include "log.h"
 #include "stats_out.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,8 +31,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-/* glibc's own entry point, reached without going through our sigaction. */
-extern int __sigaction(int signal, const struct sigaction *action, struct sigaction *old);
 
 static struct sigaction program_action; /* what the program believes is installed */
 static bool installed;
@@ -43,7 +42,7 @@ static void restore_default_and_return(void)
     memset(&action, 0, sizeof action);
     action.sa_handler = SIG_DFL;
     sigemptyset(&action.sa_mask);
-    __sigaction(SIGSEGV, &action, NULL);
+    sys_sigaction(SIGSEGV, &action, NULL);
 }
 
 /* Hands a fault that is not ours to the program's action, as the kernel would have. */
@@ -152,7 +151,7 @@ void signals_install(void)
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
     sigemptyset(&action.sa_mask);
     spin_lock_acquire(&action_lock);
-    if (__sigaction(SIGSEGV, &action, &previous) == 0) {
+    if (sys_sigaction(SIGSEGV, &action, &previous) == 0) {
         program_action = previous; /* a handler installed before us is chained, not lost */
         installed = true;
     }
@@ -162,7 +161,7 @@ void signals_install(void)
 EXPORTED int sigaction(int signal, const struct sigaction *action, struct sigaction *old)
 {
     if (signal != SIGSEGV || !__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
-        return __sigaction(signal, action, old);
+        return sys_sigaction(signal, action, old);
     spin_lock_acquire(&action_lock);
     if (old)
         *old = program_action;

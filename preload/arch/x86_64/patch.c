@@ -22,6 +22,7 @@
 #include "arch.h"
 #include "core.h"
 #include "proc.h"
+#include "sys.h"
 
 #include <capstone/capstone.h>
 #include <cpuid.h>
@@ -148,7 +149,7 @@ static void trap_handler(int signal, siginfo_t *info, void *context)
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_handler = SIG_DFL;
-        sigaction(SIGTRAP, &action, NULL);
+        sys_sigaction(SIGTRAP, &action, NULL);
         raise(SIGTRAP);
     }
 }
@@ -188,7 +189,7 @@ bool hook_arch_init(char *why, size_t why_len)
     action.sa_sigaction = trap_handler;
     action.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
     sigemptyset(&action.sa_mask);
-    sigaction(SIGTRAP, &action, &previous_trap_action);
+    sys_sigaction(SIGTRAP, &action, &previous_trap_action);
     return true;
 }
 
