@@ -4,18 +4,21 @@
 Usage:
     /usr/bin/python3 tests/integration/run.py --build build [-k SUBSTRING] [-j N] [--list]
 
-The runner compiles the programs of tests/programs/ (gcc/g++ -O2 -g -Iinclude -pthread) into
-BUILD/integration/, then runs each case below with LD_PRELOAD set to BUILD/preload/
-libarenashim.so and prints one line per case, `PASS name` or `FAIL name: reason` (followed by
-a few lines of the captured output), and finally `N passed, N failed`.  It exits 1 when a
-case failed.
+The programs of tests/programs/ are built by meson (tests/integration/meson.build: gcc/g++
+-O2 -g -Iinclude -Itests/programs -pthread, lib*.c as shared libraries) into
+BUILD/tests/integration/ with the rest of the project, `ninja -C BUILD`; the runner compiles
+nothing.  It runs each case below with LD_PRELOAD set to BUILD/preload/libarenashim.so and
+prints one line per case, `PASS name` or `FAIL name: reason` (followed by a few lines of the
+captured output), and finally `N passed, N failed`.  It exits 1 when a case failed; a case
+whose program is not in the build folder fails, saying to run `ninja -C BUILD`.
 
 Cases are data: a Case names a command line and what must come of it (exit status, stdout,
 the first stderr line, the stats_json figures, identity with a run without arenashim...).
 To add one, append it to the list built in cases(); a check that does not fit the keyword
 arguments goes in a `check` function that raises Failure.  Command lines and options may use
-{bin} (the compiled programs), {tmp} (a fresh directory for the case), {data} (shared
-generated inputs), {programs} (tests/programs) and {lib} (the preload library).
+{bin} (the built programs, BUILD/tests/integration), {tmp} (a fresh directory for the case),
+{data} (shared generated inputs), {programs} (tests/programs) and {lib} (the preload library).
+A new program in tests/programs/ is declared in tests/integration/meson.build.
 """
 
 import argparse
@@ -61,77 +64,22 @@ describe_status = harness.describe_status
 all_of = harness.all_of
 
 
-# --- building the programs -----------------------------------------------------------------
+# --- the built programs --------------------------------------------------------------------
 
 class Build:
+    """What the meson build made for this suite: the preload library and, in
+    BUILD/tests/integration/, the programs of tests/programs/ (tests/integration/meson.build)."""
+
     def __init__(self, build_dir):
         self.build_dir = build_dir
-        self.bin = build_dir / "integration"
+        self.bin = harness.programs_dir(build_dir, "integration")
         self.lib = build_dir / "preload" / "libarenashim.so"
-        self.errors = {}  # program name -> compiler output
 
-    def sources(self):
-        result = []
-        for path in sorted(PROGRAMS.iterdir()):
-            if path.suffix in (".c", ".cpp", ".cc"):
-                result.append(path)
-        return result
-
-    def output_of(self, source):
-        if source.stem.startswith("lib") and source.suffix == ".c":
-            return self.bin / (source.stem + ".so")
-        return self.bin / source.stem
-
-    def command(self, source, out):
-        compiler = "g++" if source.suffix in (".cpp", ".cc") else "gcc"
-        cmd = [compiler, "-O2", "-g", "-I" + str(ROOT / "include"), "-I" + str(PROGRAMS), "-pthread"]
-        if compiler == "g++":
-            cmd.append("-std=c++17")
-        if self.output_of(source).suffix == ".so":
-            cmd += ["-shared", "-fPIC"]
-        cmd += ["-o", str(out), str(source)]
-        # Extra flags: a line "integration-build: FLAGS" in the source, e.g. to link a library.
-        match = re.search(r"integration-build:\s*(.*)", source.read_text(errors="replace"))
-        if match:
-            cmd += match.group(1).replace("*/", "").replace("{bin}", str(self.bin)).split()
-        return cmd
-
-    def stale(self, source):
-        out = self.output_of(source)
-        if not out.exists():
-            return True
-        inputs = [source, ROOT / "include" / "arenashim.h"] + list(PROGRAMS.glob("*.h"))
-        newest = max(p.stat().st_mtime for p in inputs if p.exists())
-        return out.stat().st_mtime < newest
-
-    def compile_all(self, jobs):
-        self.bin.mkdir(parents=True, exist_ok=True)
-        sources = self.sources()
-        # Shared libraries first: programs link against them.
-        libraries = [s for s in sources if self.output_of(s).suffix == ".so"]
-        programs = [s for s in sources if s not in libraries]
-        for group in (libraries, programs):
-            todo = [s for s in group if self.stale(s)]
-            with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-                for source, result in zip(todo, pool.map(self.compile_one, todo)):
-                    if result is not None:
-                        self.errors[source.stem] = result
-
-    def compile_one(self, source):
-        # Into a temporary name, then renamed: a concurrent run never sees half a program.
-        out = self.output_of(source)
-        partial = out.with_name(out.name + ".tmp%d" % os.getpid())
-        cmd = self.command(source, partial)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            for path in (partial, out):
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
-            return "$ " + " ".join(cmd) + "\n" + proc.stdout
-        os.replace(partial, out)
-        return None
+    def expect_built(self, programs):
+        """Fails (Failure) unless every program named is in the build folder."""
+        for prog in programs:
+            path = self.bin / prog
+            expect(path.exists(), harness.not_built(path, self.build_dir))
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -237,7 +185,7 @@ class Case:
         self.cwd = cwd
 
     def programs(self):
-        """Compiled programs this case runs (to report build failures against it)."""
+        """Built programs this case runs (a case fails first when one is missing)."""
         names = []
         for arg in self.argv:
             m = re.match(r"\{bin\}/([\w.-]+)", arg)
@@ -248,8 +196,7 @@ class Case:
     def execute(self, ctx, case_dir, state):
         for tool in self.needs:
             expect(shutil.which(tool), "needs %s, which is not installed" % tool)
-        for prog in self.programs():
-            expect(prog not in ctx.build.errors, "program %s did not compile" % prog)
+        ctx.build.expect_built(self.programs())
         subs = ctx.substitutions(case_dir)
         if self.setup:
             self.setup(ctx, case_dir)
@@ -472,8 +419,7 @@ class FuncCase(Case):
     def execute(self, ctx, case_dir, state):
         for tool in self.needs:
             expect(shutil.which(tool), "needs %s, which is not installed" % tool)
-        for prog in self.programs():
-            expect(prog not in ctx.build.errors, "program %s did not compile" % prog)
+        ctx.build.expect_built(self.programs())
         self.func(ctx, case_dir, state)
 
 
@@ -1063,14 +1009,6 @@ def main():
         print("0 passed, 1 failed")
         return 1
 
-    build.compile_all(args.j)
-    failed_builds = 0
-    for name, output in sorted(build.errors.items()):
-        failed_builds += 1
-        print("FAIL build/%s: does not compile" % name)
-        for line in tail(output, 8):
-            print("    | " + line[:200])
-
     tmp_root = Path(tempfile.mkdtemp(prefix="arenashim-integration."))
     ctx = Context(build, tmp_root, args.timeout_scale)
     lock = threading.Lock()
@@ -1087,7 +1025,7 @@ def main():
             print("temporary files kept in %s" % tmp_root)
 
     passed = sum(1 for _, ok, _ in results if ok)
-    failed = len(results) - passed + failed_builds
+    failed = len(results) - passed
     slow = sorted(results, key=lambda r: -r[2])[:3]
     if os.environ.get("ARENASHIM_TEST_TIMES"):
         for name, _, t in slow:

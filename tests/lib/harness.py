@@ -2,13 +2,15 @@
 
 Each suite runs real programs under the preload and judges what they did; this module holds
 the parts that do not depend on the suite: the failure exception, the clean environment a
-case starts from, and running a process with a timeout that kills its whole process group.
+case starts from, running a process with a timeout that kills its whole process group, and
+where the meson build keeps a suite's test programs.
 """
 
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 
 class Failure(Exception):
@@ -26,6 +28,19 @@ def clean_env():
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("ARENASHIM_")}
     env["LC_ALL"] = "C"
     return env
+
+
+def programs_dir(build_dir, suite):
+    """Where the meson build puts a suite's test programs: BUILD/tests/SUITE (declared in
+    tests/SUITE/meson.build, built by `ninja -C BUILD`)."""
+    return Path(build_dir) / "tests" / suite
+
+
+def not_built(path, build_dir):
+    """The failure message for a test program that is not in the build folder.  The suites do
+    not compile anything themselves: meson builds their programs."""
+    return ("%s does not exist: the test programs are built by meson, run `ninja -C %s` "
+            "(a new program must also be declared in tests/*/meson.build)" % (path, build_dir))
 
 
 def all_of(*checks):

@@ -11,8 +11,10 @@ Usage:
    entities, comments, CDATA, processing instructions) and runs a workload on it plainly:
    `xmllint --noent --format`, `xmllint --xpath ...`, `xmllint --c14n`.
 3. Finds which exported functions of libxml2.so.2 (`nm -D --defined-only`) the workload calls:
-   probe.c runs each command under ptrace with a one-shot breakpoint on every function.  (When
-   ptrace is not available, a function counts as called when its marker opened a region.)
+   probe.c (built by meson, tests/markers/meson.build, into BUILD/tests/markers/probe; exit
+   status 2 when it is not there: run `ninja -C BUILD`) runs each command under ptrace with a
+   one-shot breakpoint on every function.  (When ptrace is not available, a function counts as
+   called when its marker opened a region.)
 4. Marks functions one at a time, ARENASHIM_REGIONS=libxml2.so:FUNC with
    ARENASHIM_OPTIONS=on_dangling=recover,stats_json=... (escapes are reported, the program goes
    on), runs the workload, and classifies each function:
@@ -182,21 +184,6 @@ def base_env():
 
 # --- probing which functions are called ---------------------------------------------------------
 
-def build_probe(out_dir):
-    probe = out_dir / "probe"
-    source = HERE / "probe.c"
-    if not probe.exists() or probe.stat().st_mtime < source.stat().st_mtime:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        partial = out_dir / ("probe.tmp%d" % os.getpid())
-        proc = subprocess.run(["gcc", "-O2", "-o", str(partial), str(source)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            say("reach: cannot build probe: %s" % proc.stdout)
-            return None
-        os.replace(partial, probe)
-    return probe
-
-
 def probe_called(probe, functions, commands, work):
     """Offsets the workload enters, or None when probing does not work here."""
     offsets = work / "offsets.txt"
@@ -304,6 +291,11 @@ def main():
     if not lib.exists():
         say("reach: %s does not exist" % lib)
         return 2
+    probe = build_dir.resolve() / "tests" / "markers" / "probe"
+    if not probe.exists():
+        say("reach: %s does not exist: the test programs are built by meson, run `ninja -C %s`"
+            % (probe, build_dir))
+        return 2
     problem = ensure_xmllint()
     if problem:
         say("SKIP reach: %s" % problem)
@@ -328,8 +320,7 @@ def main():
             return 2
         plain.append((rc, out))
 
-    probe = build_probe(build_dir / "marker-tests")
-    hit = probe_called(probe, functions, commands, work) if probe else None
+    hit = probe_called(probe, functions, commands, work)
     probed_called = None if hit is None else sorted(n for n, o in functions.items() if o in hit)
 
     if args.only:

@@ -4,8 +4,10 @@
 Usage:
     /usr/bin/python3 tests/markers/run.py --build build [-k SUBSTRING] [-j N] [--list] [-v]
 
-Compiles the programs of tests/markers/ (gcc/g++; they know nothing about arenashim) into
-BUILD/marker-tests/, in several variants of the same source:
+Runs the programs of tests/markers/ (C and C++; they know nothing about arenashim), which
+meson builds (tests/markers/meson.build, with the rest of the project: `ninja -C BUILD`) into
+BUILD/tests/markers/, in several variants of the same source (VARIANTS below; the meson.build
+lists the same ones):
 
     o2      -O2 (-rdynamic, so exported functions are in .dynsym)
     cet     -O2 -fcf-protection=full (functions start with endbr64), with Debian-like hardening
@@ -17,7 +19,13 @@ BUILD/marker-tests/, in several variants of the same source:
     pg      -O2 -pg -mfentry: every function starts with a call to __fentry__ (through the GOT)
     pgnopie the same without PIE (a direct call rel32), and SIGPROF ticking throughout
 
-then runs each case with LD_PRELOAD=BUILD/preload/libarenashim.so and ARENASHIM_REGIONS set,
+plus the libraries the cases load (libmkshared.so, libmkplugin.so, libmkdep.so, libmkver.so
+with its version script, linked by gold when there is one), dl, refuse, ver, the RUNPATH
+layout runpath/ (dlpath, libmkloader.so, libmkplugin.so, plugins/libmkplugin2.so) and
+reach.py's probe.  The runner compiles nothing: a case whose program is not in the build
+folder fails, saying to run `ninja -C BUILD`.
+
+It runs each case with LD_PRELOAD=BUILD/preload/libarenashim.so and ARENASHIM_REGIONS set,
 and checks the exit status, the stderr report, the stats_json figures (stats_json is always
 on) and, for runs that must not change behaviour, that stdout and the exit status equal those
 of a run without the preload.  One line per case, `PASS name` or `FAIL name: reason` (or
@@ -33,7 +41,6 @@ run: NAME for named variants, main+0xOFF for the stripped one, the mangled name 
 import argparse
 import concurrent.futures
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -50,18 +57,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PYTHON = "/usr/bin/python3"
 
-VARIANTS = {
-    "o2": ["-O2", "-rdynamic"],
-    "cet": ["-O2", "-fcf-protection=full", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong",
-            "-rdynamic"],
-    "fp": ["-O2", "-fno-omit-frame-pointer", "-rdynamic"],
-    "nopie": ["-O2", "-fno-pie", "-no-pie", "-rdynamic"],
-    "strip": ["-O2"],
-    # -pg -mfentry: every function starts with a call to __fentry__, which the hook displaces
-    # (an indirect call through the GOT with PIE, a direct call rel32 without).
-    "pg": ["-O2", "-pg", "-mfentry", "-rdynamic"],
-    "pgnopie": ["-O2", "-pg", "-mfentry", "-fno-pie", "-no-pie", "-rdynamic"],
-}
+# The variants mt.c and mtx.cpp are built in, mt-VARIANT and mtx-VARIANT (the flags of each:
+# the docstring above and tests/markers/meson.build's markers_variants, which must list the
+# same names).
+VARIANTS = ["o2", "cet", "fp", "nopie", "strip", "pg", "pgnopie"]
 
 
 Failure = harness.Failure
@@ -74,131 +73,55 @@ class Skip(Exception):
     pass
 
 
-# --- building ---------------------------------------------------------------------------------
+# --- the built programs ----------------------------------------------------------------------
 
 class Build:
-    def __init__(self, build_dir, jobs):
+    """What the meson build made for this suite: the preload library and, in
+    BUILD/tests/markers/, the programs and libraries of tests/markers/meson.build."""
+
+    def __init__(self, build_dir):
         self.build_dir = build_dir
-        self.out = build_dir / "marker-tests"
+        self.out = harness.programs_dir(build_dir, "markers")
         self.lib = (build_dir / "preload" / "libarenashim.so").resolve()
-        self.jobs = jobs
-        self.errors = {}
         self.symbols = {}  # binary name -> {symbol: address}
 
     def path(self, name):
         return self.out / name
 
-    def _run(self, name, cmd):
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            self.errors[name] = "$ " + " ".join(cmd) + "\n" + proc.stdout
-            return False
-        return True
+    def built(self, name):
+        """Whether NAME (a program, library or folder/program of BUILD/tests/markers) is one of
+        this suite's: mt-*, mtx-*, dl, refuse, ver, runpath/dlpath, lib*.so."""
+        return bool(re.fullmatch(r"mtx?-\w+|dl|refuse|ver|runpath/dlpath|lib\w+\.so", name))
 
-    def _stale(self, target, inputs):
-        if not target.exists():
-            return True
-        newest = max(p.stat().st_mtime for p in inputs)
-        return target.stat().st_mtime < newest
-
-    def step(self, name, inputs, cmd, after=None):
-        """One build step: cmd makes self.out/name from inputs (sources or earlier outputs)."""
-        target = self.path(name)
-        inputs = [Path(p) for p in inputs] + [Path(__file__)]
-        if any(Path(p).name in self.errors for p in inputs):
-            self.errors[name] = "an input failed to build"
-            return
-        if not self._stale(target, inputs):
-            return
-        partial = target.with_name(target.name + ".tmp%d" % os.getpid())
-        cmd = [str(partial) if c == "{out}" else c for c in cmd]
-        if not self._run(name, cmd):
-            partial.unlink(missing_ok=True)
-            return
-        if after:
-            for extra in after:
-                if not self._run(name, [str(partial) if c == "{out}" else c for c in extra]):
-                    partial.unlink(missing_ok=True)
-                    return
-        os.replace(partial, target)
-
-    def compile_all(self):
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "runpath" / "plugins").mkdir(parents=True, exist_ok=True)
-        src = lambda n: str(HERE / n)
-        o = lambda n: str(self.path(n))
-
-        # Stage 1: libraries and objects that others link.
-        stage1 = [
-            ("libmkshared.so", [src("libmkshared.c")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkshared.c")]),
-            ("libmkplugin.so", [src("libmkplugin.c")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
-            ("dl", [src("dl.c")], ["gcc", "-O2", "-g", "-o", "{out}", src("dl.c"), "-ldl"]),
-            ("refuse", [src("refuse.c")], ["gcc", "-O2", "-g", "-o", "{out}", src("refuse.c")]),
-            # gold lists the old version of ver_fn first in .dynsym, as glibc does for memcpy.
-            ("libmkver.so", [src("libmkver.c"), src("libmkver.map")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC"] + (["-fuse-ld=gold"] if shutil.which("ld.gold") else [])
-             + ["-Wl,--version-script=" + src("libmkver.map"), "-o", "{out}", src("libmkver.c")]),
-        ]
-        for variant, flags in VARIANTS.items():
-            pic = ["-fno-pie"] if "-no-pie" in flags else []
-            stage1.append(("mt_avx-%s.o" % variant, [src("mt_avx.c")],
-                           ["gcc"] + [f for f in flags if f not in ("-rdynamic", "-no-pie")] + pic
-                           + ["-g", "-mavx2", "-c", "-o", "{out}", src("mt_avx.c")]))
-        # dlopen by bare name through RUNPATHs: an executable ($ORIGIN) and a library of its
-        # ($ORIGIN/plugins), each loading a plugin only its own RUNPATH finds.
-        runpath = ["-Wl,--enable-new-dtags"]
-        stage1 += [
-            ("runpath/libmkplugin.so", [src("libmkplugin.c")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
-            ("runpath/plugins/libmkplugin2.so", [src("libmkplugin.c")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkplugin.c")]),
-            ("runpath/libmkloader.so", [src("libmkloader.c")],
-             ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkloader.c"),
-              "-Wl,-rpath,$ORIGIN/plugins"] + runpath + ["-ldl"]),
-        ]
-        self._parallel(stage1)
-        stage1b = [
-            ("runpath/dlpath", [src("dlpath.c"), o("runpath/libmkloader.so")],
-             ["gcc", "-O2", "-g", "-rdynamic", "-o", "{out}", src("dlpath.c"),
-              "-L" + str(self.out / "runpath"), "-lmkloader", "-Wl,-rpath,$ORIGIN"] + runpath + ["-ldl"]),("libmkdep.so", [src("libmkdep.c"), o("libmkshared.so")],
-                    ["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "{out}", src("libmkdep.c"),
-                     "-L" + str(self.out), "-lmkshared", "-Wl,-rpath,$ORIGIN"])]
-        self._parallel(stage1b)
-        # Stage 2: the programs, in every variant.
-        stage2 = []
-        for variant, flags in VARIANTS.items():
-            full = variant == "strip"
-            name = "mt-%s" % variant + (".full" if full else "")
-            stage2.append((name, [src("mt.c"), o("mt_avx-%s.o" % variant), o("libmkshared.so")],
-                           ["gcc"] + flags + ["-g", "-pthread", "-o", "{out}", src("mt.c"),
-                                              o("mt_avx-%s.o" % variant), "-L" + str(self.out),
-                                              "-lmkshared", "-Wl,-rpath,$ORIGIN"]))
-            name = "mtx-%s" % variant + (".full" if full else "")
-            stage2.append((name, [src("mtx.cpp")],
-                           ["g++"] + flags + ["-g", "-std=c++17", "-o", "{out}", src("mtx.cpp")]))
-        stage2.append(("ver", [src("ver.c"), o("libmkver.so")],
-                       ["gcc", "-O2", "-g", "-o", "{out}", src("ver.c"), "-L" + str(self.out), "-lmkver",
-                        "-Wl,-rpath,$ORIGIN"]))
-        self._parallel(stage2)
-        # Stage 3: stripped copies.
-        stage3 = []
-        for prog in ("mt", "mtx"):
-            full = "%s-strip.full" % prog
-            stage3.append(("%s-strip" % prog, [o(full)],
-                           ["cp", o(full), "{out}"], [["strip", "{out}"]]))
-        self._parallel(stage3)
-
-    def _parallel(self, steps):
-        with concurrent.futures.ThreadPoolExecutor(max(1, self.jobs)) as pool:
-            list(pool.map(lambda s: self.step(*s), steps))
+    def missing(self, program, args):
+        """The files of the build folder a run of PROGRAM ARGS needs and that are not there: the
+        program (its unstripped copy too, for -strip), what it links, and arguments that name a
+        file of BUILD/tests/markers."""
+        needed = []
+        if self.built(program):
+            needed.append(self.path(program))
+            if program.endswith("-strip"):
+                needed.append(self.path(program + ".full"))
+            if program.startswith("mt-"):
+                needed.append(self.path("libmkshared.so"))
+            elif program == "ver":
+                needed.append(self.path("libmkver.so"))
+            elif program == "runpath/dlpath":
+                needed += [self.path("runpath/libmkloader.so"), self.path("runpath/libmkplugin.so"),
+                           self.path("runpath/plugins/libmkplugin2.so")]
+        needed += [Path(a) for a in args if a.startswith(str(self.out) + "/")]
+        return [p for p in needed if not p.exists()]
 
     def nm(self, binary):
-        """{symbol: address} of a binary's .symtab (of its unstripped copy for -strip)."""
+        """{symbol: address} of a binary's .symtab (of its unstripped copy for -strip).  For a
+        binary that is not built, every name is at 0 (MissingSymbols): the cases can still be
+        made, and each that runs it fails first, saying to run ninja."""
         if binary in self.symbols:
             return self.symbols[binary]
         path = self.path(binary + ".full" if binary.endswith("-strip") else binary)
+        if self.built(binary) and not path.exists():
+            self.symbols[binary] = MissingSymbols()
+            return self.symbols[binary]
         proc = subprocess.run(["nm", "--defined-only", str(path)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
         table = {}
@@ -226,6 +149,16 @@ class Build:
         if binary.endswith("-strip"):
             return self.offset_spec(binary, name)
         return self.function(binary, name)
+
+
+class MissingSymbols(dict):
+    """The symbol table of a binary that is not in the build folder (see Build.nm)."""
+
+    def __contains__(self, name):
+        return True
+
+    def __missing__(self, name):
+        return 0
 
 
 def avx2_supported():
@@ -286,7 +219,7 @@ class Context:
 class Case:
     """One run with the preload and what must come of it.
 
-    program   binary in BUILD/marker-tests (or an absolute path / tool name)
+    program   binary in BUILD/tests/markers (or an absolute path / tool name)
     args      its arguments
     regions   marker specs; '{fn:NAME}' / '{off:NAME}' are resolved against program
     options   extra ARENASHIM_OPTIONS (stats_json is always added)
@@ -347,10 +280,9 @@ class Case:
         for need in self.needs:
             if shutil.which(need) is None:
                 raise Skip("%s is not installed" % need)
-        if not self.program.startswith("/") and (self.program in build.errors or
-                                        self.program + ".full" in build.errors):
-            raise Failure("program %s did not build:\n%s" % (
-                self.program, build.errors.get(self.program) or build.errors.get(self.program + ".full")))
+        missing = build.missing(self.program, self.args)
+        if missing:
+            raise Failure("; ".join(harness.not_built(p, build.build_dir) for p in missing))
         argv = self.argv(build)
         self.specs = [self.resolve(build, r) for r in self.regions]
         env = base_env()
@@ -885,15 +817,12 @@ def main():
     build_dir = Path(args.build)
     if not build_dir.is_absolute():
         build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else ROOT / build_dir
-    BUILD = Build(build_dir, args.jobs)
+    BUILD = Build(build_dir)
     if not BUILD.lib.exists():
         print("FAIL build: %s does not exist (meson setup %s && ninja -C %s)" % (BUILD.lib, args.build, args.build))
         print("0 passed, 1 failed")
         return 1
     start = time.monotonic()
-    BUILD.compile_all()
-    for name, error in sorted(BUILD.errors.items()):
-        print("build error in %s:\n%s" % (name, error[-2000:]), file=sys.stderr)
 
     all_cases = []
     try:

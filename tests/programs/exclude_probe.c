@@ -1,7 +1,7 @@
 /*
  * exclude_probe.c — which callers' allocations go to the region?
  *
- * integration-build: -L{bin} -lexclprobe -Wl,-rpath,{bin}
+ * Linked with -lexclprobe, -L and -rpath BUILD/tests/integration (tests/integration/meson.build).
  *
  * Inside one region: the program's own malloc, asprintf and getline (the C library calls
  * malloc itself) and exclprobe_alloc (libexclprobe.so calls malloc).  Prints, for each,

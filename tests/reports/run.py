@@ -4,12 +4,14 @@
 Usage:
     /usr/bin/python3 tests/reports/run.py --build build [-k SUBSTRING] [--list]
 
-The runner compiles the unaware C programs of tests/reports/programs/ (gcc -O2 -g -pthread,
-no arenashim.h: the programs know nothing of arenashim; their helpers are static functions,
-named in reports through .symtab) into BUILD/report-tests/, then runs each case with
-LD_PRELOAD=BUILD/preload/libarenashim.so and prints `PASS name` or `FAIL name: reason`
-(followed by a few lines of the captured output), and finally `N passed, N failed`.  It
-exits 1 when a case failed.
+The unaware C programs of tests/reports/programs/ (gcc -O2 -g -Wall -pthread, no arenashim.h:
+the programs know nothing of arenashim; their helpers are static functions, named in reports
+through .symtab) are built by meson (tests/reports/meson.build) into BUILD/tests/reports/ with
+the rest of the project, `ninja -C BUILD`; the runner compiles nothing.  It runs each case
+with LD_PRELOAD=BUILD/preload/libarenashim.so and prints `PASS name` or `FAIL name: reason`
+(followed by a few lines of the captured output), and finally `N passed, N failed`.  It exits
+1 when a case failed; a case whose program is not in the build folder fails, saying to run
+`ninja -C BUILD`.
 
 A case is a function decorated with @case; it gets a Context (programs, a fresh temporary
 directory, helpers to run a program with and without the preload) and raises Failure when
@@ -29,12 +31,10 @@ their form:
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +46,6 @@ import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PROGRAMS = HERE / "programs"
 LAUNCHER = ROOT / "scripts" / "arenashim"
 CASE_TIMEOUT = 20  # seconds, per process
 
@@ -284,15 +283,18 @@ def run_process(argv, env, timeout=CASE_TIMEOUT):
 
 
 class Context:
-    def __init__(self, bin_dir, lib, tmp):
-        self.bin = bin_dir
+    def __init__(self, build, lib, tmp):
+        self.build = build
+        self.bin = harness.programs_dir(build, "reports")
         self.lib = lib
         self.tmp = tmp
         self.runs = []  # every run of the case, for the failure output
         self._plain = {}
 
     def program(self, name):
-        return str(self.bin / name)
+        path = self.bin / name
+        expect(path.exists(), harness.not_built(path, self.build))
+        return str(path)
 
     def plain(self, name, *args):
         """The program without arenashim (cached per case)."""
@@ -932,27 +934,6 @@ def realloc_dead_recover(ctx):
 
 # --- main ----------------------------------------------------------------------------------------
 
-def compile_programs(bin_dir):
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    sources = sorted(PROGRAMS.glob("*.c"))
-
-    def one(source):
-        out = bin_dir / source.stem
-        if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
-            return None
-        partial = out.with_name(out.name + ".tmp%d" % os.getpid())
-        cmd = ["gcc", "-O2", "-g", "-Wall", "-pthread", "-o", str(partial), str(source)]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            return "$ %s\n%s" % (" ".join(cmd), proc.stdout)
-        os.replace(partial, out)
-        return None
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        errors = {s.stem: e for s, e in zip(sources, pool.map(one, sources)) if e}
-    return errors
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
@@ -975,14 +956,6 @@ def main():
         print("FAIL setup: %s does not exist (build first: meson setup build; ninja -C build)" % lib)
         print("0 passed, 1 failed")
         return 1
-    bin_dir = build / "report-tests"
-    errors = compile_programs(bin_dir)
-    if errors:
-        for name, text in errors.items():
-            print("FAIL compile %s:\n%s" % (name, text))
-        print("0 passed, %d failed" % len(errors))
-        return 1
-
     passed = failed = 0
     started = time.monotonic()
     tmp_root = Path(tempfile.mkdtemp(prefix="arenashim-reports."))
@@ -990,7 +963,7 @@ def main():
         for c in cases:
             tmp = tmp_root / c.__name__
             tmp.mkdir()
-            ctx = Context(bin_dir, lib, tmp)
+            ctx = Context(build, lib, tmp)
             try:
                 c(ctx)
             except Failure as e:

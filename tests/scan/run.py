@@ -3,17 +3,19 @@
 
 Usage: /usr/bin/python3 tests/scan/run.py --build build [-k SUBSTRING] [-v]
 
-Compiles the C programs of tests/scan/ (gcc -O2 -g -Iinclude -pthread) into BUILD/scan-tests/,
-runs each case with LD_PRELOAD=BUILD/preload/libarenashim.so and its ARENASHIM_OPTIONS, and
-prints "PASS name" or "FAIL name: reason" per case, then "N passed, N failed".  Exit status 1
-when a case failed.  Standard library only.
+Runs the C programs of tests/scan/, which meson builds (tests/scan/meson.build: gcc -O2 -g
+-Iinclude -pthread -Wall, and libscantls.so) into BUILD/tests/scan/ with the rest of the
+project (`ninja -C BUILD`; the runner compiles nothing), each case with
+LD_PRELOAD=BUILD/preload/libarenashim.so and its ARENASHIM_OPTIONS, and prints "PASS name" or
+"FAIL name: reason" per case, then "N passed, N failed".  Exit status 1 when a case failed; a
+case whose program is not in the build folder fails, saying to run `ninja -C BUILD`.  Standard
+library only.
 
 The programs check what they can see themselves (the statistics JSON, which chunks new
 regions get) and exit non-zero with "FAILED ..." lines; this runner adds the checks on stderr
 (verbose=1 referrer lines, the one-time give-up warning) and on crashes and time.
 """
 import argparse
-import concurrent.futures
 import os
 import re
 import signal
@@ -24,18 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-PROGRAMS = {
-    # binary: (sources, extra link flags)
-    "hide": (["hide.c"], ["-ldl"]),
-    "metadata": (["metadata.c"], []),
-    "giveup": (["giveup.c"], []),
-    "stress": (["stress.c"], []),
-    "policy": (["policy.c"], []),
-    "sparse": (["sparse.c"], []),
-    "fork": (["fork.c"], []),
-    "threads": (["threads.c"], []),
-}
-HEADERS = ["scanutil.h"]
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 
 class Case:
@@ -153,26 +145,11 @@ def make_cases(binary_dir):
     return cases
 
 
-def compile_all(binary_dir):
-    os.makedirs(binary_dir, exist_ok=True)
-    include = os.path.join(ROOT, "include")
-    jobs = []
-    for binary, (sources, link) in PROGRAMS.items():
-        cmd = ["gcc", "-O2", "-g", "-I" + include, "-pthread", "-Wall", "-o",
-               os.path.join(binary_dir, binary)] + [os.path.join(HERE, s) for s in sources] + link
-        jobs.append((binary, cmd))
-    jobs.append(("libscantls.so", ["gcc", "-O2", "-g", "-fPIC", "-shared", "-o",
-                                   os.path.join(binary_dir, "libscantls.so"),
-                                   os.path.join(HERE, "scan_tls_lib.c")]))
-    errors = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        futures = {pool.submit(subprocess.run, cmd, capture_output=True, text=True): name
-                   for name, cmd in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            proc = future.result()
-            if proc.returncode != 0:
-                errors.append("%s: %s" % (futures[future], proc.stderr.strip()))
-    return errors
+def missing_files(case, binary_dir):
+    """The files of the build folder the case runs or loads (its program, a library named in
+    its environment) that are not there."""
+    paths = [case.argv[0]] + list(case.env.values())
+    return [p for p in paths if p.startswith(binary_dir + os.sep) and not os.path.exists(p)]
 
 
 def ensure_library(build):
@@ -252,20 +229,18 @@ def main():
         print("FAIL build: %s/preload/libarenashim.so is missing and could not be built" % build)
         print("0 passed, 1 failed")
         return 1
-    binary_dir = os.path.join(build, "scan-tests")
-    errors = compile_all(binary_dir)
-    if errors:
-        for error in errors:
-            print("FAIL compile: " + error.splitlines()[0] if error else error)
-            for line in error.splitlines()[1:8]:
-                print("    " + line)
-        print("0 passed, %d failed" % len(errors))
-        return 1
+    binary_dir = str(harness.programs_dir(build, "scan"))
 
     cases = [c for c in make_cases(binary_dir) if args.select in c.name]
     passed = failed = 0
     start = time.monotonic()
     for case in cases:
+        missing = missing_files(case, binary_dir)
+        if missing:
+            failed += 1
+            print("FAIL %s: %s" % (case.name, "; ".join(harness.not_built(p, build) for p in missing)))
+            sys.stdout.flush()
+            continue
         result = run_case(case, library)
         reason = judge(case, result)
         if reason is None:
