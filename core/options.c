@@ -148,89 +148,138 @@ static bool is_power_of_two(size_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* Each key: how its value is read into the options, and the accepted form the error names.
+ * A reader returns false for a value it does not accept. */
+struct option_key {
+    const char *name;
+    bool (*read)(struct options *options, const char *value, size_t len);
+    const char *expected;
+};
+
+static bool read_chunk_size(struct options *options, const char *value, size_t len)
+{
+    size_t size;
+    if (!options_parse_size(value, len, &size) || !is_power_of_two(size) || size < 64 * KIB || size > 1 * GIB)
+        return false;
+    options->chunk_size = size;
+    return true;
+}
+
+static bool read_reserve(struct options *options, const char *value, size_t len)
+{
+    size_t size;
+    if (!options_parse_size(value, len, &size) || size < 64 * MIB || size > 64 * TIB)
+        return false;
+    options->reserve = size;
+    options->reserve_given = true;
+    return true;
+}
+
+static bool read_on_dangling(struct options *options, const char *value, size_t len)
+{
+    if (value_is(value, len, "abort"))
+        options->on_dangling = ON_DANGLING_ABORT;
+    else if (value_is(value, len, "recover"))
+        options->on_dangling = ON_DANGLING_RECOVER;
+    else
+        return false;
+    return true;
+}
+
+static bool read_partial_reuse(struct options *options, const char *value, size_t len)
+{
+    return parse_bool(value, len, &options->partial_reuse);
+}
+
+static bool read_quarantine_max(struct options *options, const char *value, size_t len)
+{
+    size_t size;
+    if (!options_parse_size(value, len, &size) || size == 0)
+        return false;
+    options->quarantine_max = size;
+    options->quarantine_max_given = true;
+    return true;
+}
+
+static bool read_scan(struct options *options, const char *value, size_t len)
+{
+    return parse_bool(value, len, &options->scan);
+}
+
+static bool read_exclude(struct options *options, const char *value, size_t len)
+{
+    return parse_exclude(options, value, len);
+}
+
+static bool read_stats(struct options *options, const char *value, size_t len)
+{
+    return parse_bool(value, len, &options->stats);
+}
+
+static bool read_stats_json(struct options *options, const char *value, size_t len)
+{
+    return copy_path(options->stats_json, value, len);
+}
+
+static bool read_log_path(struct options *options, const char *value, size_t len)
+{
+    return copy_path(options->log_path, value, len);
+}
+
+static bool read_trace_allocs(struct options *options, const char *value, size_t len)
+{
+    return parse_unsigned(value, len, &options->trace_allocs);
+}
+
+static bool read_verbose(struct options *options, const char *value, size_t len)
+{
+    uint64_t number;
+    if (!parse_unsigned(value, len, &number) || number > 2)
+        return false;
+    options->verbose = (unsigned)number;
+    return true;
+}
+
+#define STRINGIFY_VALUE(x) #x
+#define STRINGIFY(x) STRINGIFY_VALUE(x)
+
+static const struct option_key option_keys[] = {
+    { "chunk_size", read_chunk_size, "a power of two from 64K to 1G, e.g. chunk_size=1M" },
+    { "reserve", read_reserve, "a size from 64M to 64T, e.g. reserve=256G" },
+    { "on_dangling", read_on_dangling, "'abort' or 'recover'" },
+    { "partial_reuse", read_partial_reuse, "0 or 1" },
+    { "quarantine_max", read_quarantine_max, "a non-zero size, e.g. quarantine_max=1G" },
+    { "scan", read_scan, "'on' or 'off'" },
+    { "exclude", read_exclude, "up to " STRINGIFY(OPTIONS_EXCLUDE_MAX) " module file names separated by ':', "
+                               "e.g. exclude=libc.so.6:libfoo.so" },
+    { "stats", read_stats, "0 or 1" },
+    { "stats_json", read_stats_json, "a file path ('%p' stands for the process id)" },
+    { "log_path", read_log_path, "a file path ('%p' stands for the process id)" },
+    { "trace_allocs", read_trace_allocs, "0 (off), 1 (every allocation) or N (one in N)" },
+    { "verbose", read_verbose, "0, 1 or 2" },
+};
+
 static bool apply_pair(struct options *options, const char *key, size_t key_len, const char *value,
                        size_t value_len, char *error, size_t error_len)
 {
-    int kl = (int)key_len, vl = (int)value_len;
-    size_t size;
-    uint64_t number;
-
-#define KEY(word) value_is(key, key_len, word)
-    if (KEY("chunk_size")) {
-        if (!options_parse_size(value, value_len, &size) || !is_power_of_two(size) ||
-            size < 64 * KIB || size > 1 * GIB)
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: chunk_size=%.*s: expected a power of two from 64K to 1G, "
-                        "e.g. chunk_size=1M", vl, value);
-        options->chunk_size = size;
-    } else if (KEY("reserve")) {
-        if (!options_parse_size(value, value_len, &size) || size < 64 * MIB || size > 64 * TIB)
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: reserve=%.*s: expected a size from 64M to 64T, "
-                        "e.g. reserve=256G", vl, value);
-        options->reserve = size;
-        options->reserve_given = true;
-    } else if (KEY("on_dangling")) {
-        if (value_is(value, value_len, "abort"))
-            options->on_dangling = ON_DANGLING_ABORT;
-        else if (value_is(value, value_len, "recover"))
-            options->on_dangling = ON_DANGLING_RECOVER;
-        else
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: on_dangling=%.*s: expected 'abort' or 'recover'", vl, value);
-    } else if (KEY("partial_reuse")) {
-        if (!parse_bool(value, value_len, &options->partial_reuse))
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: partial_reuse=%.*s: expected 0 or 1", vl, value);
-    } else if (KEY("quarantine_max")) {
-        if (!options_parse_size(value, value_len, &size) || size == 0)
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: quarantine_max=%.*s: expected a non-zero size, "
-                        "e.g. quarantine_max=1G", vl, value);
-        options->quarantine_max = size;
-        options->quarantine_max_given = true;
-    } else if (KEY("scan")) {
-        if (!parse_bool(value, value_len, &options->scan))
-            return fail(error, error_len, "ARENASHIM_OPTIONS: scan=%.*s: expected 'on' or 'off'", vl,
-                        value);
-    } else if (KEY("exclude")) {
-        if (!parse_exclude(options, value, value_len))
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: exclude=%.*s: expected up to %d module file names "
-                        "separated by ':', e.g. exclude=libc.so.6:libfoo.so",
-                        vl, value, OPTIONS_EXCLUDE_MAX);
-    } else if (KEY("stats")) {
-        if (!parse_bool(value, value_len, &options->stats))
-            return fail(error, error_len, "ARENASHIM_OPTIONS: stats=%.*s: expected 0 or 1", vl, value);
-    } else if (KEY("stats_json")) {
-        if (!copy_path(options->stats_json, value, value_len))
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: stats_json=%.*s: expected a file path "
-                        "('%%p' stands for the process id)", vl, value);
-    } else if (KEY("log_path")) {
-        if (!copy_path(options->log_path, value, value_len))
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: log_path=%.*s: expected a file path "
-                        "('%%p' stands for the process id)", vl, value);
-    } else if (KEY("trace_allocs")) {
-        if (!parse_unsigned(value, value_len, &number))
-            return fail(error, error_len,
-                        "ARENASHIM_OPTIONS: trace_allocs=%.*s: expected 0 (off), 1 (every "
-                        "allocation) or N (one in N)", vl, value);
-        options->trace_allocs = number;
-    } else if (KEY("verbose")) {
-        if (!parse_unsigned(value, value_len, &number) || number > 2)
-            return fail(error, error_len, "ARENASHIM_OPTIONS: verbose=%.*s: expected 0, 1 or 2", vl,
-                        value);
-        options->verbose = (unsigned)number;
-    } else {
-        return fail(error, error_len,
-                    "ARENASHIM_OPTIONS: unknown key '%.*s'; known keys: chunk_size, reserve, "
-                    "on_dangling, partial_reuse, quarantine_max, scan, exclude, stats, stats_json, "
-                    "log_path, trace_allocs, verbose", kl, key);
+    size_t count = sizeof option_keys / sizeof option_keys[0];
+    for (size_t i = 0; i < count; i++) {
+        const struct option_key *option = &option_keys[i];
+        if (!value_is(key, key_len, option->name))
+            continue;
+        if (option->read(options, value, value_len))
+            return true;
+        return fail(error, error_len, "ARENASHIM_OPTIONS: %s=%.*s: expected %s", option->name,
+                    (int)value_len, value, option->expected);
     }
-#undef KEY
-    return true;
+    char known[256];
+    size_t used = 0;
+    for (size_t i = 0; i < count && used < sizeof known; i++) {
+        int n = snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", option_keys[i].name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return fail(error, error_len, "ARENASHIM_OPTIONS: unknown key '%.*s'; known keys: %s", (int)key_len,
+                key, known);
 }
 
 unsigned options_restrict_for_secure_execution(struct options *options, char *dropped, size_t len)

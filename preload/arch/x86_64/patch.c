@@ -388,53 +388,59 @@ static unsigned displacement_offset(const cs_insn *insn, int32_t disp)
     return 0;
 }
 
-/* Copies one displaced instruction to out (at its new address), or refuses. */
-static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+/* A relative jmp, call or jcc, re-aimed from its new address: absolute jumps reach
+ * anywhere.  NULL (with a reason) for the forms that have no long encoding. */
+static uint8_t *relocate_branch(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+{
+    uintptr_t target = (uintptr_t)insn->detail->x86.operands[0].imm;
+    uintptr_t next = insn->address + insn->size;
+    switch (insn->id) {
+    case X86_INS_JMP:
+        return emit_absolute_jump(out, target);
+    case X86_INS_CALL: {
+        /* A call is 5 bytes, so it is always the last displaced instruction: push the
+         * original return address and jump, so the callee returns into the function's
+         * own code, where unwinders and backtraces find its frame description. */
+        uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
+        static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
+        memcpy(out, lea_rsp, 5);
+        out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
+        memcpy(out + 8, &low, 4);
+        out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
+        memcpy(out + 16, &high, 4);
+        return emit_absolute_jump(out + 20, target);
+    }
+    case X86_INS_JRCXZ: case X86_INS_JECXZ: case X86_INS_LOOP: case X86_INS_LOOPE:
+    case X86_INS_LOOPNE:
+        refuse(why, why_len, "'%s' in the first bytes has no long form to relocate", insn->mnemonic);
+        return NULL;
+    default: {
+        /* jcc: the opcode's low nibble is the condition; invert it to skip the jump. */
+        const uint8_t *b = insn->bytes;
+        unsigned k = 0, condition;
+        while (k < insn->size && (b[k] == 0xf2 || b[k] == 0xf3 || b[k] == 0x2e || b[k] == 0x3e))
+            k++;
+        if (b[k] >= 0x70 && b[k] <= 0x7f) {
+            condition = b[k] & 0xf;
+        } else if (b[k] == 0x0f && b[k + 1] >= 0x80 && b[k + 1] <= 0x8f) {
+            condition = b[k + 1] & 0xf;
+        } else {
+            refuse(why, why_len, "cannot relocate branch '%s %s'", insn->mnemonic, insn->op_str);
+            return NULL;
+        }
+        out[0] = (uint8_t)(0x70 | (condition ^ 1));
+        out[1] = 14;
+        return emit_absolute_jump(out + 2, target);
+    }
+    }
+}
+
+/* Any other instruction, copied, with the displacement of a RIP-relative operand rewritten
+ * for its new address; NULL when the target is out of 32-bit reach from there. */
+static uint8_t *relocate_copy(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
 {
     const cs_x86 *x86 = &insn->detail->x86;
     uintptr_t next = insn->address + insn->size;
-    if (is_relative_branch(insn)) {
-        uintptr_t target = (uintptr_t)x86->operands[0].imm;
-        switch (insn->id) {
-        case X86_INS_JMP:
-            return emit_absolute_jump(out, target);
-        case X86_INS_CALL: {
-            /* A call is 5 bytes, so it is always the last displaced instruction: push the
-             * original return address and jump, so the callee returns into the function's
-             * own code, where unwinders and backtraces find its frame description. */
-            uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
-            static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
-            memcpy(out, lea_rsp, 5);
-            out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
-            memcpy(out + 8, &low, 4);
-            out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
-            memcpy(out + 16, &high, 4);
-            return emit_absolute_jump(out + 20, target);
-        }
-        case X86_INS_JRCXZ: case X86_INS_JECXZ: case X86_INS_LOOP: case X86_INS_LOOPE:
-        case X86_INS_LOOPNE:
-            refuse(why, why_len, "'%s' in the first bytes has no long form to relocate", insn->mnemonic);
-            return NULL;
-        default: {
-            /* jcc: the opcode's low nibble is the condition; invert it to skip the jump. */
-            const uint8_t *b = insn->bytes;
-            unsigned k = 0, condition;
-            while (k < insn->size && (b[k] == 0xf2 || b[k] == 0xf3 || b[k] == 0x2e || b[k] == 0x3e))
-                k++;
-            if (b[k] >= 0x70 && b[k] <= 0x7f) {
-                condition = b[k] & 0xf;
-            } else if (b[k] == 0x0f && b[k + 1] >= 0x80 && b[k + 1] <= 0x8f) {
-                condition = b[k + 1] & 0xf;
-            } else {
-                refuse(why, why_len, "cannot relocate branch '%s %s'", insn->mnemonic, insn->op_str);
-                return NULL;
-            }
-            out[0] = (uint8_t)(0x70 | (condition ^ 1));
-            out[1] = 14;
-            return emit_absolute_jump(out + 2, target);
-        }
-        }
-    }
     memcpy(out, insn->bytes, insn->size);
     for (unsigned i = 0; i < x86->op_count; i++) {
         const cs_x86_op *op = &x86->operands[i];
@@ -456,6 +462,13 @@ static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t wh
         memcpy(out + disp_offset, &d32, 4);
     }
     return out + insn->size;
+}
+
+/* Copies one displaced instruction to out (at its new address), or refuses. */
+static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+{
+    return is_relative_branch(insn) ? relocate_branch(insn, out, why, why_len)
+                                    : relocate_copy(insn, out, why, why_len);
 }
 
 static bool write_code(uintptr_t site, const uint8_t *bytes, size_t len, uintptr_t entry)
@@ -500,11 +513,84 @@ static uintptr_t branch_into_function(uintptr_t start, uintptr_t end, uintptr_t 
     return query.found;
 }
 
-/* Builds the trampoline of hook index, patched at site with the displaced instructions
- * covering covered bytes; stores where they resume to *resume_slot; writes the jump. */
-static bool install_trampoline(uintptr_t site, const cs_insn *displaced, unsigned count,
-                               size_t covered, unsigned index, uintptr_t *resume_slot, char *why,
-                               size_t why_len)
+/* The instructions a patch displaces: at least PATCH_BYTES of them, from the patch site. */
+struct displaced {
+    cs_insn insns[PATCH_BYTES];
+    cs_detail details[PATCH_BYTES];
+    unsigned count;
+    size_t covered;
+};
+
+enum displace_rule {
+    DISPLACE_FUNCTION_ENTRY, /* straight-line code: no return, interrupt or early jump */
+    DISPLACE_EMPTY_FUNCTION, /* a lone ret, then only padding no-ops */
+};
+
+/* Where the jump goes: after an endbr64, which stays in place.  0 (with a reason) when a
+ * debugger's int3 already sits there. */
+static uintptr_t patch_site(uintptr_t start, char *why, size_t why_len)
+{
+    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+    uintptr_t site = memcmp((const void *)start, endbr64, 4) == 0 ? start + 4 : start;
+    if (*(const uint8_t *)site == 0xcc) {
+        refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger or another tool owns it");
+        return 0;
+    }
+    return site;
+}
+
+/* May insn, the index-th displaced one, move under rule?  false with a reason. */
+static bool can_displace(const cs_insn *insn, enum displace_rule rule, unsigned index, size_t covered_after,
+                         char *why, size_t why_len)
+{
+    if (rule == DISPLACE_EMPTY_FUNCTION) {
+        if (index == 0 && insn->id != X86_INS_RET)
+            return refuse(why, why_len, "it is not an empty function (a lone ret)");
+        if (index > 0 && insn->id != X86_INS_NOP && insn->id != X86_INS_INT3)
+            return refuse(why, why_len, "the %d bytes after its ret are not all padding", PATCH_BYTES - 1);
+        return true;
+    }
+    if (cs_insn_group(capstone, insn, CS_GRP_RET) || cs_insn_group(capstone, insn, CS_GRP_INT) ||
+        cs_insn_group(capstone, insn, CS_GRP_IRET))
+        return refuse(why, why_len, "too short: '%s' within its first %d bytes", insn->mnemonic, PATCH_BYTES);
+    /* An unconditional jmp ends the straight-line code: nothing after it is displaced. */
+    if (insn->id == X86_INS_JMP && covered_after < PATCH_BYTES)
+        return refuse(why, why_len, "too short: it jumps away within its first %d bytes", PATCH_BYTES);
+    return true;
+}
+
+/* Decodes from site (not past limit) until PATCH_BYTES are covered; false with a reason. */
+static bool decode_displaced(uintptr_t site, uintptr_t limit, enum displace_rule rule,
+                             struct displaced *out, char *why, size_t why_len)
+{
+    cs_insn *insn = cs_malloc(capstone);
+    const uint8_t *code = (const uint8_t *)site;
+    size_t size = limit > site ? limit - site : 0;
+    uint64_t address = site;
+    bool ok = true;
+    out->count = 0;
+    out->covered = 0;
+    while (ok && out->covered < PATCH_BYTES) {
+        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn)) {
+            ok = refuse(why, why_len, "too short: only %zu bytes before its end (%d needed)", out->covered,
+                        PATCH_BYTES);
+            break;
+        }
+        ok = can_displace(insn, rule, out->count, out->covered + insn->size, why, why_len);
+        out->insns[out->count] = *insn;
+        out->details[out->count] = *insn->detail;
+        out->insns[out->count].detail = &out->details[out->count];
+        out->covered += insn->size;
+        out->count++;
+    }
+    cs_free(insn, 1);
+    return ok;
+}
+
+/* Builds the trampoline of hook index, patched at site with the displaced instructions;
+ * stores where they resume to *resume_slot; writes the jump. */
+static bool install_trampoline(uintptr_t site, const struct displaced *displaced, unsigned index,
+                               uintptr_t *resume_slot, char *why, size_t why_len)
 {
     uint8_t *trampoline = trampoline_alloc(site, why, why_len);
     if (trampoline == NULL)
@@ -516,11 +602,12 @@ static bool install_trampoline(uintptr_t site, const cs_insn *displaced, unsigne
     memcpy(out + 1, &index32, 4);
     out = emit_absolute_jump(out + 5, (uintptr_t)arenashim_hook_entry);
     uint8_t *resume = out;
-    for (unsigned i = 0; i < count; i++) {
-        out = relocate(&displaced[i], out, why, why_len);
+    for (unsigned i = 0; i < displaced->count; i++) {
+        out = relocate(&displaced->insns[i], out, why, why_len);
         if (out == NULL)
             return false;
     }
+    size_t covered = displaced->covered;
     emit_absolute_jump(out, site + covered);
 
     uint8_t patch[PATCH_BYTES + 15]; /* the last displaced instruction may be 15 bytes long */
@@ -537,103 +624,43 @@ static bool install_trampoline(uintptr_t site, const cs_insn *displaced, unsigne
     return true;
 }
 
+bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index, uintptr_t *resume,
+                               char *why, size_t why_len)
+{
+    /* The ret, then padding up to at least the patch's end, which nothing jumps to: all of it
+     * moves to the trampoline, where the ret runs after the hook. */
+    uintptr_t site = patch_site(start, why, why_len);
+    struct displaced displaced;
+    if (site == 0)
+        return false;
+    if (limit < site + PATCH_BYTES)
+        return refuse(why, why_len, "another function starts %lu bytes after it",
+                      (unsigned long)(limit - site));
+    if (!decode_displaced(site, limit, DISPLACE_EMPTY_FUNCTION, &displaced, why, why_len))
+        return false;
+    return install_trampoline(site, &displaced, index, resume, why, why_len);
+}
+
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                 unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len)
 {
-    uintptr_t site = start;
-    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
-    if (memcmp((const void *)start, endbr64, 4) == 0)
-        site += 4;
-    if (*(const uint8_t *)site == 0xcc)
-        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger or another tool "
-                      "owns it");
-    uintptr_t limit = end > start ? end : text_end;
-
-    cs_insn *insn = cs_malloc(capstone);
-    const uint8_t *code = (const uint8_t *)site;
-    size_t size = limit > site ? limit - site : 0;
-    uint64_t address = site;
-    cs_insn displaced[PATCH_BYTES];
-    cs_detail details[PATCH_BYTES];
-    unsigned count = 0;
-    size_t covered = 0;
-    while (covered < PATCH_BYTES) {
-        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn)) {
-            cs_free(insn, 1);
-            return refuse(why, why_len, "too short: only %zu bytes before its end (%d needed)",
-                          covered, PATCH_BYTES);
-        }
-        if (cs_insn_group(capstone, insn, CS_GRP_RET) || cs_insn_group(capstone, insn, CS_GRP_INT) ||
-            cs_insn_group(capstone, insn, CS_GRP_IRET)) {
-            cs_free(insn, 1);
-            return refuse(why, why_len, "too short: '%s' within its first %d bytes", insn->mnemonic,
-                          PATCH_BYTES);
-        }
-        displaced[count] = *insn;
-        details[count] = *insn->detail;
-        displaced[count].detail = &details[count];
-        covered += insn->size;
-        count++;
-        /* An unconditional jmp ends the straight-line code: nothing after it is displaced. */
-        if (insn->id == X86_INS_JMP && covered < PATCH_BYTES) {
-            cs_free(insn, 1);
-            return refuse(why, why_len, "too short: it jumps away within its first %d bytes", PATCH_BYTES);
-        }
-    }
-    cs_free(insn, 1);
-
+    uintptr_t site = patch_site(start, why, why_len);
+    struct displaced displaced;
+    if (site == 0 || !decode_displaced(site, end > start ? end : text_end, DISPLACE_FUNCTION_ENTRY,
+                                       &displaced, why, why_len))
+        return false;
     /* Markers check the whole module (code shared between functions); the dlopen hooks,
      * small functions of the C library, check their own body and spare every program the
      * decoding of all of libc at start-up. */
     uintptr_t into;
     if (whole_module || end <= start) {
         const struct branch_targets *targets = targets_of_module(text_start, text_end);
-        into = targets ? branch_into(targets, site, site + covered) : 0;
+        into = targets ? branch_into(targets, site, site + displaced.covered) : 0;
     } else {
-        into = branch_into_function(start, end, site, site + covered);
+        into = branch_into_function(start, end, site, site + displaced.covered);
     }
     if (into)
         return refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
-                      "(at +%#lx)", covered, (unsigned long)(into - start));
-    return install_trampoline(site, displaced, count, covered, index, resume, why, why_len);
-}
-
-bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index, uintptr_t *resume,
-                               char *why, size_t why_len)
-{
-    uintptr_t site = start;
-    static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
-    if (memcmp((const void *)start, endbr64, 4) == 0)
-        site += 4;
-    if (*(const uint8_t *)site == 0xcc)
-        return refuse(why, why_len, "its entry holds a breakpoint (int3): a debugger owns it");
-    if (*(const uint8_t *)site != 0xc3)
-        return refuse(why, why_len, "it is not an empty function (a lone ret)");
-    if (limit < site + PATCH_BYTES)
-        return refuse(why, why_len, "another function starts %lu bytes after it",
-                      (unsigned long)(limit - site));
-    /* The ret, then padding up to at least the patch's end: only no-ops, which nothing jumps
-     * to.  All of it moves to the trampoline, where the ret runs after the hook. */
-    cs_insn *insn = cs_malloc(capstone);
-    const uint8_t *code = (const uint8_t *)site;
-    size_t size = limit - site;
-    uint64_t address = site;
-    cs_insn displaced[PATCH_BYTES];
-    cs_detail details[PATCH_BYTES];
-    unsigned count = 0;
-    size_t covered = 0;
-    while (covered < PATCH_BYTES) {
-        if (size == 0 || !cs_disasm_iter(capstone, &code, &size, &address, insn) ||
-            (count > 0 && insn->id != X86_INS_NOP && insn->id != X86_INS_INT3)) {
-            cs_free(insn, 1);
-            return refuse(why, why_len, "the %d bytes after its ret are not all padding", PATCH_BYTES - 1);
-        }
-        displaced[count] = *insn;
-        details[count] = *insn->detail;
-        displaced[count].detail = &details[count];
-        covered += insn->size;
-        count++;
-    }
-    cs_free(insn, 1);
-    return install_trampoline(site, displaced, count, covered, index, resume, why, why_len);
+                      "(at +%#lx)", displaced.covered, (unsigned long)(into - start));
+    return install_trampoline(site, &displaced, index, resume, why, why_len);
 }
