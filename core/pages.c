@@ -81,6 +81,13 @@ bool pages_make_accessible(uintptr_t start, size_t bytes)
     return mprotect((void *)start, bytes, PROT_READ | PROT_WRITE) == 0;
 }
 
+bool dangling_page_recover(uintptr_t address)
+{
+    /* Per page, not per chunk: the chunk's other dead objects must go on faulting. */
+    return core_config.options.on_dangling == ON_DANGLING_RECOVER &&
+           pages_make_accessible(address & ~(PAGE_SIZE_BYTES - 1), PAGE_SIZE_BYTES);
+}
+
 /* A fresh PROT_NONE mapping with the reservation's own flags: the kernel drops the pages, and
  * the mapping merges with faulted or never-used neighbours, so a long run does not pile up
  * kernel mappings (vm.max_map_count).  When the kernel refuses (out of mappings), the pages

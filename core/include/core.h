@@ -361,6 +361,10 @@ struct dangling_info {
 bool dangling_lookup(uintptr_t address, struct dangling_info *info);
 /* Is p (an address we own) in memory whose region has ended? */
 bool chunk_address_is_dead(const void *p);
+/* Recover mode, after a dangling access was reported: the page holding address becomes
+ * accessible again (its contents were kept) and stays so until the scan frees its chunk.
+ * false when not in recover mode or the kernel refuses. */
+bool dangling_page_recover(uintptr_t address);
 
 enum escape_kind { ESCAPE_ACCESS, ESCAPE_FREE };
 /* Counts an escape of the object at address (dead region memory): once per object when its

@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -94,12 +93,9 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
         bool first;
         uint32_t site = escape_note((uintptr_t)info->si_addr, ESCAPE_ACCESS, &first);
         report_dangling(&dangling, context, site, context_fault_is_write(context));
-        if (core_config.options.on_dangling == ON_DANGLING_RECOVER) {
-            uintptr_t page = (uintptr_t)info->si_addr & ~(PAGE_SIZE_BYTES - 1);
-            if (mprotect((void *)page, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) == 0) {
-                errno = saved_errno;
-                return;
-            }
+        if (dangling_page_recover((uintptr_t)info->si_addr)) {
+            errno = saved_errno;
+            return;
         }
         stats_write();
         restore_default_and_return();
@@ -132,8 +128,7 @@ bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write)
         bool first;
         uint32_t site = escape_note(address, ESCAPE_ACCESS, &first);
         report_dangling(&dangling, NULL, site, write);
-        if (core_config.options.on_dangling == ON_DANGLING_RECOVER &&
-            mprotect((void *)page, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) == 0)
+        if (dangling_page_recover(page))
             continue;
         stats_write();
         restore_default_and_return();
