@@ -74,6 +74,7 @@ bool core_init(const struct options *options, char *message, size_t message_len)
     core_config.chunk_size = options->chunk_size;
     core_config.chunk_shift = log2_exact(options->chunk_size);
     core_config.small_max = options->chunk_size / 4;
+    core_config.trace_period = options->trace_allocs;
     core.start_ns = monotonic_ns();
     core.start_cycles = cycle_counter();
 
@@ -172,6 +173,7 @@ struct thread_state *thread_state_create(pid_t tid)
     memset(&thread->counters, 0, sizeof thread->counters);
     thread->tid = tid;
     thread->next_region_id = thread->region_id_limit = 0;
+    thread->trace_countdown = core_config.trace_period;
     thread->number = __atomic_fetch_add(&core.next_thread_number, 1, __ATOMIC_RELAXED);
     thread->next_free = NULL;
     __atomic_store_n(&thread->alive, true, __ATOMIC_RELEASE);

@@ -70,6 +70,7 @@ bool region_end(struct thread_state *thread, uintptr_t end_pc)
         return false;
     /* Pop first: from here on the thread allocates from the outer region (or the heap),
      * also from inside the system calls and reports below. */
+    region_sampling_hand_back(region);
     __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
     thread->depth--;
     region_finish(region, thread, end_pc);
@@ -88,7 +89,7 @@ static void retire_current_chunk(struct region *region)
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
     region->current_chunk = 0;
-    region->cursor = region->limit = region->last_object = region->high_water = NULL;
+    region->cursor = region->limit = region->last_object = region->high_water = region->chunk_begin = NULL;
     region->dirty_end = NULL;
 }
 
@@ -115,6 +116,7 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
     populate_ahead(&core.chunks[index], chunk, offset, present_end);
     region->current_chunk = index + 1;
     region->cursor = chunk + offset;
+    region->chunk_begin = chunk + offset;
     region->high_water = chunk + offset;
     region->dirty_end = chunk + (present_end > offset ? present_end : offset);
     region->limit = chunk + core_config.chunk_size;
@@ -140,8 +142,8 @@ static void *place(struct region *region, size_t size, size_t alignment)
     char *header = (char *)object - OBJECT_HEADER_SIZE;
     region->cursor = (char *)end;
     region->last_object = header;
-    counter_add(&region->allocs, 1);
-    counter_add(&region->bytes, size);
+    region->allocs++;
+    region->bytes += size;
     struct object_header *h = (struct object_header *)header;
     h->size = size;
     return (void *)object;
@@ -163,8 +165,8 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
     char *object = chunk_address(index) + offset;
     struct object_header *h = object_header_of(object);
     h->size = size;
-    counter_add(&region->allocs, 1);
-    counter_add(&region->bytes, size);
+    region->allocs++;
+    region->bytes += size;
     return object;
 }
 
@@ -224,7 +226,7 @@ bool region_resize_in_place(struct region *region, void *p, size_t new_size)
         region->high_water = region->cursor;
     struct object_header *h = (struct object_header *)header;
     if (new_size > h->size)
-        counter_add(&region->bytes, new_size - h->size);
+        region->bytes += new_size - h->size;
     h->size = new_size;
     region->cursor = (char *)end;
     return true;
@@ -527,6 +529,8 @@ static void fold_region_counters(const struct region *region)
     counter_add(&counters->regions_ended, 1);
     counter_add(&counters->region_allocs, region->allocs);
     counter_add(&counters->region_bytes, region->bytes);
+    counter_add(&counters->frees_undone, region->frees_undone);
+    counter_add(&counters->frees_ignored, region->frees_ignored);
     if (region->thread == NULL)
         stats_fold_thread(&arena_counters);
     struct marker_counters *marker = marker_counters_of(region->marker);
@@ -556,19 +560,20 @@ bool region_free_slow(struct thread_state *thread, void *p)
 {
     /* Counting is all a region free does: the memory stays until its region ends.  A free
      * after the region ended must not touch the object (its page is faulted). */
+    struct thread_counters *counters = thread ? &thread->counters : NULL;
     if (chunk_address_is_dead(p)) {
         bool first;
         escape_note((uintptr_t)p, ESCAPE_FREE, &first);
         if (!first)
             return false; /* this object was counted already */
-        if (thread)
-            counter_add(&thread->counters.escaped_frees, 1);
+        if (counters)
+            counter_add(&counters->escaped_frees, 1);
         else
             stats_add(&core_counters.retired.escaped_frees, 1);
         return true;
     }
-    if (thread)
-        counter_add(&thread->counters.frees_ignored, 1);
+    if (counters)
+        counter_add(&counters->frees_ignored, 1);
     else
         stats_add(&core_counters.retired.frees_ignored, 1);
     return false;

@@ -83,6 +83,8 @@ void stats_sum(struct core_counters *out, const struct thread_state *self)
     for (struct region *r = self ? self->innermost : NULL; r; r = r->outer) {
         out->retired.region_allocs += r->allocs;
         out->retired.region_bytes += r->bytes;
+        out->retired.frees_undone += r->frees_undone;
+        out->retired.frees_ignored += r->frees_ignored;
     }
     spin_lock_release(&core.threads_lock);
 }

@@ -79,6 +79,7 @@ struct core_config {
     uint32_t chunk_count;
     bool heap_only;       /* no chunk space fits the process's limits: the heap serves regions */
     bool measure_time;    /* statistics asked for: regions count cycles inside */
+    uint64_t trace_period; /* trace_allocs: one allocation in this many is traced; 0 none */
     bool initialized;
     struct options options;
     /* Per-marker counters, for marker ids [0, marker_count) (core_markers_init). */
@@ -131,8 +132,15 @@ struct region {
     char *limit;
     char *last_object; /* header of the last allocation, while undoing it is still possible */
     char *high_water;  /* max cursor before an undo: bytes below it may have been handed out */
+    /* Counts written by the owning thread only (plain: no other thread reads an open region's
+     * counts; they fold into the thread's at region end). */
     uint64_t allocs;
     uint64_t bytes;
+    uint64_t sample_at;  /* allocs count at which the next allocation is traced (trace_allocs) */
+    uint64_t frees_undone;
+    uint64_t frees_ignored;
+    char *chunk_begin;   /* where this region began in its current chunk: [chunk_begin, cursor)
+                          * holds only its own live objects */
     /* Cold. */
     uint64_t id;
     struct region *outer;
@@ -162,6 +170,7 @@ struct thread_state {
     struct spare_chunk spares[THREAD_SPARE_CHUNKS];
     struct thread_counters counters;
     uint64_t next_region_id, region_id_limit; /* a block of region numbers taken at once */
+    uint64_t trace_countdown; /* allocations until the next traced one, between regions */
     uint32_t number;
     pid_t tid;
     bool alive;
@@ -197,8 +206,8 @@ static inline void *region_try_alloc(struct region *region, size_t size)
         return NULL;
     region->cursor = header + need;
     region->last_object = header;
-    counter_add(&region->allocs, 1);
-    counter_add(&region->bytes, size);
+    region->allocs++;
+    region->bytes += size;
     ((struct object_header *)header)->size = size;
     return header + OBJECT_HEADER_SIZE;
 }
@@ -222,23 +231,39 @@ static inline size_t region_object_size(const void *p)
     return object_header_of(p)->size;
 }
 
-/* true when p's region had ended and this is the first late free of that object (the
- * preload may report it). */
-bool region_free_slow(struct thread_state *thread, void *p);
-
-/* free() of a region object: undo the bump when it was the innermost region's last object.
- * Returns region_free_slow's answer, false when undone. */
-static inline bool region_free(struct thread_state *thread, void *p)
+/* The cheap cases of free() of a region object, given the caller's innermost open region:
+ * the region's last object (the bump is undone), or another live object of its current
+ * chunk (nothing to do, and no look at the chunk table).  false for anything else. */
+static inline bool region_free_fast(struct region *region, void *p)
 {
-    struct region *region = thread ? thread->innermost : NULL;
-    if (region && region->last_object == (char *)p - OBJECT_HEADER_SIZE) {
+    char *header = (char *)p - OBJECT_HEADER_SIZE;
+    if (region->last_object == header) {
         if (region->high_water < region->cursor)
             region->high_water = region->cursor;
-        region->cursor = region->last_object;
+        region->cursor = header;
         region->last_object = NULL;
-        counter_add(&thread->counters.frees_undone, 1);
-        return false;
+        region->frees_undone++;
+        return true;
     }
+    if ((uintptr_t)header - (uintptr_t)region->chunk_begin < (uintptr_t)(region->cursor - region->chunk_begin)) {
+        region->frees_ignored++;
+        return true;
+    }
+    return false;
+}
+
+/* The rest: an object of an outer region, an arena, a retired chunk, or one whose region
+ * ended (an escape, counted once per object).  true when it is the object's first free after
+ * its region ended (the preload may report it).  thread may be NULL. */
+bool region_free_slow(struct thread_state *thread, void *p);
+
+/* free() of p, an address in the chunk space, by thread (NULL: a thread without a record).
+ * Returns region_free_slow's answer, false for the cheap cases. */
+static inline bool region_free(struct thread_state *thread, void *p)
+{
+    struct region *innermost = thread ? thread->innermost : NULL;
+    if (innermost != NULL && region_free_fast(innermost, p))
+        return false;
     return region_free_slow(thread, p);
 }
 
@@ -263,8 +288,12 @@ static inline void region_init(struct region *region, struct thread_state *threa
     region->limit = NULL;
     region->last_object = NULL;
     region->high_water = NULL;
-    __atomic_store_n(&region->allocs, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&region->bytes, 0, __ATOMIC_RELAXED);
+    region->chunk_begin = NULL;
+    region->allocs = 0;
+    region->bytes = 0;
+    region->sample_at = UINT64_MAX;
+    region->frees_undone = 0;
+    region->frees_ignored = 0;
     region->id = region_id_next(thread);
     region->outer = NULL;
     region->thread = thread;
@@ -280,9 +309,30 @@ static inline void region_init(struct region *region, struct thread_state *threa
     region->trace = NULL;
 }
 
+/* Sampling for trace_allocs counts a thread's allocations across its regions: the innermost
+ * region holds the count as sample_at (its allocs value at which the next one is traced);
+ * the rest of the count moves to the new innermost at a push, and back at the end. */
+static inline uint64_t region_sampling_left(const struct region *region)
+{
+    return region->sample_at > region->allocs ? region->sample_at - region->allocs : 1;
+}
+
+static inline void region_sampling_hand_back(const struct region *region)
+{
+    if (core_config.trace_period == 0 || region->thread == NULL)
+        return;
+    struct region *outer = region->outer;
+    if (outer)
+        outer->sample_at = outer->allocs + region_sampling_left(region);
+    else
+        region->thread->trace_countdown = region_sampling_left(region);
+}
+
 /* Makes region the thread's innermost; returns the new depth. */
 static inline unsigned region_push(struct thread_state *thread, struct region *region)
 {
+    if (core_config.trace_period)
+        region->sample_at = thread->innermost ? region_sampling_left(thread->innermost) : thread->trace_countdown;
     region->outer = thread->innermost;
     region->depth = thread->depth + 1;
     counter_add(&thread->counters.regions_begun, 1);
@@ -298,6 +348,7 @@ static inline bool region_end_untouched(struct thread_state *thread, struct regi
     if (thread->innermost != region || region->current_chunk != 0 || region->chunk_list != 0 ||
         region->trace != NULL)
         return false;
+    region_sampling_hand_back(region);
     __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
     thread->depth--;
     counter_add(&thread->counters.regions_ended, 1);

@@ -1,8 +1,8 @@
 /*
  * alloc_trace.c — recording where region objects were allocated.
  *
- * Layer: preload, report.  With trace_allocs=N every Nth region allocation of a thread (a TLS
- * countdown, one decrement on the fast path) records its backtrace: libunwind's
+ * Layer: preload, report.  With trace_allocs=N every Nth region allocation of a thread (the
+ * region's own count compared with its sample_at on the fast path) records its backtrace: libunwind's
  * unw_backtrace, interned in the stack table, and a {address, size, stack} record appended
  * to the region's trace log.  Hooked frames have the exit stub as return address, which no
  * unwinder can step through: the walk runs inside the unwind fixup (report.h).  A thread
@@ -14,13 +14,12 @@
 
 #include "arch.h"
 #include "report.h"
+#include "visibility.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-__thread int64_t alloc_trace_countdown TLS_INITIAL_EXEC;
 static __thread bool capturing TLS_INITIAL_EXEC;
-static __thread bool countdown_started TLS_INITIAL_EXEC;
 bool alloc_trace_region_stacks;
 
 void alloc_trace_init(void)
@@ -35,12 +34,7 @@ void alloc_trace_init(void)
     }
 }
 
-static int64_t countdown_start(void)
-{
-    return core_config.options.trace_allocs ? (int64_t)core_config.options.trace_allocs : INT64_MAX;
-}
-
-uint32_t alloc_trace_capture(int32_t marker, unsigned skip)
+__attribute__((noinline)) uint32_t alloc_trace_capture(int32_t marker, unsigned skip)
 {
     if (capturing)
         return 0;
@@ -84,23 +78,23 @@ uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_po
     return stack_table_intern(frames, depth, marker);
 }
 
-void alloc_trace_record(struct region *region, void *object, size_t size)
+__attribute__((noinline)) void alloc_trace_record(struct region *region, void *object, size_t size)
 {
-    if (!countdown_started) {
-        /* The thread's first region allocation: the countdown starts here, as if it had been
-         * set when the thread began. */
-        countdown_started = true;
-        alloc_trace_countdown = countdown_start() - 1;
-        if (alloc_trace_countdown > 0)
-            return;
-    }
-    alloc_trace_countdown = countdown_start();
-    if (capturing || core_config.options.trace_allocs == 0)
+    region->sample_at = region->allocs + core_config.trace_period;
+    if (capturing || core_config.trace_period == 0)
         return;
-    /* Skip this function and the malloc entry point: frame 0 is the program's call. */
-    uint32_t stack = alloc_trace_capture(region->marker, 2);
+    /* Skip alloc_trace_capture, this function and the allocation function that called it
+     * (malloc's fast path and slow path reach here by tail calls, calloc and the others
+     * directly): frame 0 is the program's call. */
+    uint32_t stack = alloc_trace_capture(region->marker, 3);
     struct stack_record *site = stack_table_get(stack);
     if (site)
         __atomic_add_fetch(&site->allocations, 1, __ATOMIC_RELAXED);
     trace_log_append(&region->trace, (uintptr_t)object, size, stack);
+}
+
+__attribute__((noinline)) void *alloc_trace_sampled(struct region *region, void *object, size_t size)
+{
+    alloc_trace_record(region, object, size);
+    return object;
 }

@@ -10,17 +10,13 @@
 #include <stdint.h>
 
 #include "core.h"
-#include "visibility.h"
 
-/* Counts region allocations down to the next traced one.  It starts at 0 on each thread, so
- * the thread's first region allocation sets it (to trace_allocs, or INT64_MAX when tracing is
- * off) on the slow path. */
-extern __thread int64_t alloc_trace_countdown TLS_INITIAL_EXEC;
 /* Whether region begin and end record full backtraces (verbose or trace_allocs). */
 extern bool alloc_trace_region_stacks;
 
 void alloc_trace_init(void);
-/* Records the allocation site of a fresh region object (the countdown reached zero). */
+/* Records the allocation site of a fresh region object (its region's sample_at was reached)
+ * and sets the next one. */
 void alloc_trace_record(struct region *region, void *object, size_t size);
 /* Interns the calling thread's backtrace, skipping our own frames; 0 when unavailable. */
 uint32_t alloc_trace_capture(int32_t marker, unsigned skip);
@@ -28,10 +24,19 @@ uint32_t alloc_trace_capture(int32_t marker, unsigned skip);
  * return, where our own frames must not appear). */
 uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_pointer, bool exact_pc);
 
-/* The allocation fast paths call this after each region allocation. */
+/* After each region allocation: is it one to trace?  (The region counts its allocations; a
+ * thread's count carries over from region to region: core.h, region_push.) */
+static inline bool alloc_trace_due(const struct region *region)
+{
+    return unlikely(region->allocs >= region->sample_at);
+}
+
+/* alloc_trace_record, returning object: the malloc fast path's tail call. */
+void *alloc_trace_sampled(struct region *region, void *object, size_t size);
+
 static inline void alloc_trace_maybe(struct region *region, void *object, size_t size)
 {
-    if (unlikely(--alloc_trace_countdown <= 0))
+    if (alloc_trace_due(region))
         alloc_trace_record(region, object, size);
 }
 

@@ -66,7 +66,7 @@ static void update_hull(struct caller_filter *filter)
     if (filter->count == 0)
         low = high = 0;
     filter->low = low;
-    filter->high = high;
+    filter->span = high - low;
 }
 
 static void build(struct caller_filter *filter, const struct options *options)
@@ -98,10 +98,16 @@ void caller_filter_refresh(void)
         excluded_callers.ranges[i][1] = fresh.ranges[i][1];
     }
     /* Widen the hull before publishing the new ranges (a reader may see the old count with
-     * the new hull, never the reverse). */
-    if (fresh.low < excluded_callers.low || excluded_callers.count == 0)
-        __atomic_store_n(&excluded_callers.low, fresh.low, __ATOMIC_RELEASE);
-    if (fresh.high > excluded_callers.high)
-        __atomic_store_n(&excluded_callers.high, fresh.high, __ATOMIC_RELEASE);
+     * the new hull, never the reverse), through states that each cover the old hull: the
+     * span grows first, from the old low, then low moves down with the span to match. */
+    uintptr_t old_low = excluded_callers.low, old_high = old_low + excluded_callers.span;
+    uintptr_t low = fresh.low, high = fresh.low + fresh.span;
+    if (excluded_callers.count != 0) {
+        low = old_low < low ? old_low : low;
+        high = old_high > high ? old_high : high;
+        __atomic_store_n(&excluded_callers.span, high - old_low, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&excluded_callers.low, low, __ATOMIC_RELEASE);
+    __atomic_store_n(&excluded_callers.span, high - low, __ATOMIC_RELEASE);
     __atomic_store_n(&excluded_callers.count, fresh.count, __ATOMIC_RELEASE);
 }

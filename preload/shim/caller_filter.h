@@ -11,7 +11,7 @@
 
 #define CALLER_FILTER_MAX 32
 struct caller_filter {
-    uintptr_t low, high; /* the hull of all ranges */
+    uintptr_t low, span; /* the hull of all ranges: [low, low + span) */
     unsigned count;
     uintptr_t ranges[CALLER_FILTER_MAX][2];
 };
@@ -27,7 +27,7 @@ static inline bool caller_is_excluded(const void *pc)
     uintptr_t address = (uintptr_t)pc;
     /* One range covering them all first: the program's own code lies far below the
      * libraries, so its calls are told apart with two compares. */
-    if (address - excluded_callers.low >= excluded_callers.high - excluded_callers.low)
+    if (address - excluded_callers.low >= excluded_callers.span)
         return false;
     for (unsigned i = 0; i < excluded_callers.count; i++)
         if (address - excluded_callers.ranges[i][0] < excluded_callers.ranges[i][1] - excluded_callers.ranges[i][0])

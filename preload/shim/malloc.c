@@ -176,31 +176,35 @@ EXPORTED void *malloc(size_t size)
     /* The common region case without a stack frame: a caller outside the excluded
      * modules, a bump that fits, no sample due.  Anything else takes the full path. */
     const void *caller = RETURN_ADDRESS();
-    if (likely(!caller_is_excluded(caller) && alloc_trace_countdown > 1)) {
+    if (likely(!caller_is_excluded(caller))) {
         void *p = region_try_alloc(region, size);
         if (likely(p != NULL)) {
-            alloc_trace_countdown--;
+            if (unlikely(alloc_trace_due(region)))
+                return alloc_trace_sampled(region, p, size);
             return p;
         }
     }
     return malloc_in_region(region, size, caller);
 }
 
-/* free() of a region object: undone, ignored, or (after its region ended) counted as an
- * escape and, with verbose, reported. */
-static void free_region_object(void *p)
+/* free() of a region object beyond the cheap cases (core.h, region_free_fast): counted, and,
+ * the first time after its region ended, reported (verbose). */
+__attribute__((noinline)) static void free_region_object(void *p)
 {
-    if (region_free(bound_thread, p))
+    if (region_free_slow(bound_thread, p))
         report_escaped_free((uintptr_t)p);
 }
 
 EXPORTED void free(void *p)
 {
-    if (unlikely(core_owns(p))) {
-        free_region_object(p);
+    if (likely(!core_owns(p))) {
+        heap_free(p);
         return;
     }
-    heap_free(p);
+    struct region *region = bound_region;
+    if (likely(region != NULL) && region_free_fast(region, p))
+        return;
+    free_region_object(p);
 }
 
 EXPORTED void *calloc(size_t count, size_t size)
@@ -235,7 +239,7 @@ static void *region_realloc(void *p, size_t size, const void *caller)
 {
     size_t old_size = region_object_size(p);
     if (size == 0) {
-        free_region_object(p);
+        free(p);
         return NULL;
     }
     if (region_resize_in_place(bound_region, p, size))
@@ -247,7 +251,7 @@ static void *region_realloc(void *p, size_t size, const void *caller)
     if (q == NULL)
         return NULL;
     memcpy(q, p, old_size);
-    free_region_object(p);
+    free(p);
     return q;
 }
 

@@ -230,6 +230,18 @@ TEST_UNUSED static struct thread_state *test_thread(void)
     return thread;
 }
 
+/* The thread's counters as a snapshot would show them: its own, plus what its open regions
+ * counted so far (they fold into the thread's when they end). */
+TEST_UNUSED static struct thread_counters thread_counts(const struct thread_state *t)
+{
+    struct thread_counters c = t->counters;
+    for (const struct region *r = t->innermost; r; r = r->outer) {
+        c.frees_undone += r->frees_undone;
+        c.frees_ignored += r->frees_ignored;
+    }
+    return c;
+}
+
 TEST_UNUSED static struct core_counters test_stats(void)
 {
     struct core_counters c;

@@ -237,9 +237,9 @@ static void test_free_undo_last(void)
     struct region *r = t->innermost;
     void *keep = region_alloc(r, 48);
     void *p = region_alloc(r, 64);
-    uint64_t undone = t->counters.frees_undone;
+    uint64_t undone = thread_counts(t).frees_undone;
     region_free(t, p);
-    CHECK_EQ(t->counters.frees_undone, undone + 1);
+    CHECK_EQ(thread_counts(t).frees_undone, undone + 1);
     void *q = region_alloc(r, 64);
     CHECK(q == p);
     /* A larger object also starts there: the bump pointer went back. */
@@ -268,10 +268,10 @@ static void test_free_not_last(void)
     char *b = region_alloc(r, 64);
     fill_pattern(a, 64, 1);
     fill_pattern(b, 64, 2);
-    uint64_t ignored = t->counters.frees_ignored, undone = t->counters.frees_undone;
+    uint64_t ignored = thread_counts(t).frees_ignored, undone = thread_counts(t).frees_undone;
     region_free(t, a);
-    CHECK_EQ(t->counters.frees_ignored, ignored + 1);
-    CHECK_EQ(t->counters.frees_undone, undone);
+    CHECK_EQ(thread_counts(t).frees_ignored, ignored + 1);
+    CHECK_EQ(thread_counts(t).frees_undone, undone);
     char *c = region_alloc(r, 64);
     CHECK(c != a);
     CHECK(c > b);

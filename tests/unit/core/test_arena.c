@@ -124,9 +124,9 @@ static void test_arena_beside_region(void)
     CHECK_NE(chunk_index_of(a1), chunk_index_of(r1));
     memset(a1, 9, 64);
     /* A free of an arena object from the thread is not an undo of anything. */
-    uint64_t ignored = t->counters.frees_ignored;
+    uint64_t ignored = thread_counts(t).frees_ignored;
     region_free(t, a1);
-    CHECK_EQ(t->counters.frees_ignored, ignored + 1);
+    CHECK_EQ(thread_counts(t).frees_ignored, ignored + 1);
     char *a2 = arena_alloc(a, 64, 0);
     CHECK(a2 > a1);
     region_end(t, 0);

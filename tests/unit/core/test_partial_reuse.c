@@ -156,9 +156,9 @@ static void test_escaped_free_counted(void)
     region_end(t, 0);
     region_begin(t, MARKER_API, 0);
     region_alloc(t->innermost, 100);
-    uint64_t escaped = t->counters.escaped_frees;
+    uint64_t escaped = thread_counts(t).escaped_frees;
     region_free(t, p);
-    CHECK_EQ(t->counters.escaped_frees, escaped + 1);
+    CHECK_EQ(thread_counts(t).escaped_frees, escaped + 1);
     CHECK_MSG(chunk_address_is_dead(p), "chunk_address_is_dead is false for an object whose "
               "region ended (partial_reuse=1)");
     region_end(t, 0);

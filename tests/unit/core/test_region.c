@@ -375,15 +375,15 @@ static void test_escaped_free(void)
     char *q = region_alloc(t->innermost, 64);
     char *r = region_alloc(t->innermost, 64);
     region_end(t, 0);
-    uint64_t escaped = t->counters.escaped_frees, ignored = t->counters.frees_ignored;
+    uint64_t escaped = thread_counts(t).escaped_frees, ignored = thread_counts(t).frees_ignored;
     /* Freeing dead objects must not touch them (that would crash here). */
     region_free(t, q);
-    CHECK_EQ(t->counters.escaped_frees, escaped + 1);
+    CHECK_EQ(thread_counts(t).escaped_frees, escaped + 1);
     region_begin(t, MARKER_API, 0);
     char *live = region_alloc(t->innermost, 64);
     region_free(t, p);
-    CHECK_EQ(t->counters.escaped_frees, escaped + 2);
-    CHECK_EQ(t->counters.frees_ignored, ignored);
+    CHECK_EQ(thread_counts(t).escaped_frees, escaped + 2);
+    CHECK_EQ(thread_counts(t).frees_ignored, ignored);
     /* The free did not undo anything in the live region. */
     char *live2 = region_alloc(t->innermost, 64);
     CHECK(live2 > live);

@@ -148,8 +148,8 @@ static void *owner_thread(void *arg)
     CHECK(next > last);
     for (unsigned k = 0; k < CROSS_OBJECTS; k++)
         CHECK(pattern_mismatch(shared_objects[k], 48, k) == SIZE_MAX);
-    CHECK_EQ(t->counters.frees_ignored, 0);
-    CHECK_EQ(t->counters.frees_undone, 0);
+    CHECK_EQ(thread_counts(t).frees_ignored, 0);
+    CHECK_EQ(thread_counts(t).frees_undone, 0);
     region_end(t, 0);
     pthread_barrier_wait(&barrier); /* 3: region ended */
     pthread_barrier_wait(&barrier); /* 4: escaped frees done */
@@ -167,18 +167,18 @@ static void *freer_thread(void *arg)
     pthread_barrier_wait(&barrier); /* 1 */
     for (int k = CROSS_OBJECTS - 1; k >= 0; k--)
         region_free(t, shared_objects[k]);
-    CHECK_EQ(t->counters.frees_ignored, CROSS_OBJECTS);
-    CHECK_EQ(t->counters.frees_undone, 0);
+    CHECK_EQ(thread_counts(t).frees_ignored, CROSS_OBJECTS);
+    CHECK_EQ(thread_counts(t).frees_undone, 0);
     /* The thread's own last object can still be undone. */
     region_free(t, mine);
-    CHECK_EQ(t->counters.frees_undone, 1);
-    freer_ignored = t->counters.frees_ignored;
+    CHECK_EQ(thread_counts(t).frees_undone, 1);
+    freer_ignored = thread_counts(t).frees_ignored;
     pthread_barrier_wait(&barrier); /* 2 */
     pthread_barrier_wait(&barrier); /* 3 */
     /* After the owner's region ended: escaped frees. */
     for (int k = 0; k < CROSS_OBJECTS; k++)
         region_free(t, shared_objects[k]);
-    CHECK_EQ(t->counters.escaped_frees, CROSS_OBJECTS);
+    CHECK_EQ(thread_counts(t).escaped_frees, CROSS_OBJECTS);
     pthread_barrier_wait(&barrier); /* 4 */
     region_end(t, 0);
     thread_state_exit(t);
@@ -323,8 +323,8 @@ static void *concurrent_freer(void *arg)
     }
     /* Every free is counted as ignored or escaped, except repeated frees of one dead object,
      * which count once (hazards.md). */
-    CHECK(t->counters.frees_ignored + t->counters.escaped_frees <= frees);
-    CHECK(frees == 0 || t->counters.frees_ignored + t->counters.escaped_frees > 0);
+    CHECK(thread_counts(t).frees_ignored + thread_counts(t).escaped_frees <= frees);
+    CHECK(frees == 0 || thread_counts(t).frees_ignored + thread_counts(t).escaped_frees > 0);
     thread_state_exit(t);
     return NULL;
 }
