@@ -479,12 +479,12 @@ static void fault_used_pages(struct region *region, uint32_t index, uintptr_t hi
     uint32_t present_end = (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk);
     bool small = used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES;
     if (!can_give_spare(spare_owner, offset)) {
-        /* The tail is too small to keep: the chunk is faulted whole from its start, as retired
-         * chunks are.  Handing its pages on here, as partial_reuse does, saved about 15% on
-         * the request loop but left kernel mappings growing slowly (tests/programs/
-         * mapcount.c): not done in strict mode. */
-        fault_batch_add(batch, chunk, chunk_end);
-        fault_batch_quarantine(batch, index);
+        /* The tail is too small to keep: the chunk's physical pages (the protected ones of its
+         * earlier small regions too) go on to a fresh chunk, and it is faulted whole from its
+         * start, as retired chunks are.  Without this every chunk's pages were allocated and
+         * zeroed anew (MADV_POPULATE_WRITE was a fifth of the request loop's time); kernel
+         * mappings stay bounded (tests/programs/mapcount.c). */
+        retire_whole_chunk(index, spare_owner, batch);
         return;
     }
     uintptr_t moved_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end);

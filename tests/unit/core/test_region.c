@@ -181,8 +181,13 @@ static void test_small_tail_retires_chunk(void)
     struct core_counters after = test_stats();
     CHECK_EQ(after.chunks_quarantined - before.chunks_quarantined, 1);
     CHECK_EQ(core.quarantine_bytes - q_before, core_config.chunk_size);
-    CHECK_EQ(t->spare_count, 0);
-    /* The whole chunk is faulted, its never-used end too. */
+    /* Its physical pages went on to a fresh chunk, the thread's spare (no page is allocated
+     * and zeroed anew for the next regions), and the whole old chunk is faulted, its
+     * never-used end too. */
+    REQUIRE(t->spare_count == 1);
+    CHECK_NE(t->spares[0].chunk, chunk_index_of(first));
+    CHECK_EQ(t->spares[0].offset, 0);
+    CHECK_EQ(t->spares[0].present_end, core_config.chunk_size);
     CHECK_FAULTED(first);
     CHECK_FAULTED(chunk_address(chunk_index_of(first)) + core_config.chunk_size - 1);
     CHECK_EQ(core.chunks[chunk_index_of(first)].state, CHUNK_QUARANTINED);
