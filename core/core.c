@@ -75,6 +75,7 @@ bool core_init(const struct options *options, char *message, size_t message_len)
     core_config.chunk_shift = log2_exact(options->chunk_size);
     core_config.small_max = options->chunk_size / 4;
     core_config.trace_period = options->trace_allocs;
+    core_config.hand_on_unfaulted = options->partial_reuse || options->revoke_batch >= 2;
     core.start_ns = monotonic_ns();
     core.start_cycles = cycle_counter();
 
@@ -174,6 +175,7 @@ struct thread_state *thread_state_create(pid_t tid)
     thread->tid = tid;
     thread->next_region_id = thread->region_id_limit = 0;
     thread->trace_countdown = core_config.trace_period;
+    thread->unrevoked_regions = 0;
     thread->number = __atomic_fetch_add(&core.next_thread_number, 1, __ATOMIC_RELAXED);
     thread->next_free = NULL;
     __atomic_store_n(&thread->alive, true, __ATOMIC_RELEASE);

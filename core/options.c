@@ -191,6 +191,15 @@ static bool read_partial_reuse(struct options *options, const char *value, size_
     return parse_bool(value, len, &options->partial_reuse);
 }
 
+static bool read_revoke_batch(struct options *options, const char *value, size_t len)
+{
+    uint64_t number;
+    if (!parse_unsigned(value, len, &number) || number == 1 || number > 65536)
+        return false;
+    options->revoke_batch = (unsigned)number;
+    return true;
+}
+
 static bool read_quarantine_max(struct options *options, const char *value, size_t len)
 {
     size_t size;
@@ -248,6 +257,8 @@ static const struct option_key option_keys[] = {
     { "reserve", read_reserve, "a size from 64M to 64T, e.g. reserve=256G" },
     { "on_dangling", read_on_dangling, "'abort' or 'recover'" },
     { "partial_reuse", read_partial_reuse, "0 or 1" },
+    { "revoke_batch", read_revoke_batch, "0 (off: strict) or a count of region ends from 2 to 65536, "
+                                         "e.g. revoke_batch=32" },
     { "quarantine_max", read_quarantine_max, "a non-zero size, e.g. quarantine_max=1G" },
     { "scan", read_scan, "'on' or 'off'" },
     { "exclude", read_exclude, "up to " STRINGIFY(OPTIONS_EXCLUDE_MAX) " module file names separated by ':', "
@@ -286,7 +297,7 @@ unsigned options_restrict_for_secure_execution(struct options *options, char *dr
 {
     struct options defaults;
     options_set_defaults(&defaults);
-    const char *names[4];
+    const char *names[5];
     unsigned count = 0;
     if (options->log_path[0] != '\0') {
         options->log_path[0] = '\0';
@@ -303,6 +314,10 @@ unsigned options_restrict_for_secure_execution(struct options *options, char *dr
     if (options->partial_reuse != defaults.partial_reuse) {
         options->partial_reuse = defaults.partial_reuse;
         names[count++] = "partial_reuse";
+    }
+    if (options->revoke_batch != defaults.revoke_batch) {
+        options->revoke_batch = defaults.revoke_batch;
+        names[count++] = "revoke_batch";
     }
     size_t used = 0;
     if (len > 0)

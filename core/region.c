@@ -390,12 +390,15 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
         return false;
     uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
     size_t size = core_config.chunk_size;
+    /* Below faulted_end: earlier regions' pages, faulted (strict, revoke_batch) and, when only
+     * protected, still resident; above it everything is accessible (with partial_reuse, the
+     * whole chunk). */
+    size_t live_from = meta->faulted_end;
     /* Both chunks unreadable to a scan while pages move: one that stopped the world midway
      * would find protected pages in the fresh chunk before they are made accessible. */
     struct chunk_meta *fresh_meta = &core.chunks[fresh];
     __atomic_store_n(&fresh_meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     __atomic_store_n(&meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
-    size_t live_from = core_config.options.partial_reuse ? 0 : meta->owner_start;
     bool prefix_moved = false, rest_moved;
     if (live_from > 0 && meta->resident_dead)
         prefix_moved = chunk_move_pages(from, live_from, to);
@@ -448,14 +451,56 @@ static void retire_whole_chunk(uint32_t index, struct thread_state *spare_owner,
     fault_batch_quarantine(batch, index);
 }
 
-/* partial_reuse: Go's fast path, no system call; the old objects stay readable until the
- * chunk fills and is faulted, but their bytes are never handed out again. */
+/* revoke_batch: does this region end complete a batch of its thread's region ends? */
+static bool revoke_batch_due(struct thread_state *owner)
+{
+    if (core_config.options.revoke_batch < 2 || owner == NULL ||
+        ++owner->unrevoked_regions < core_config.options.revoke_batch)
+        return false;
+    owner->unrevoked_regions = 0;
+    return true;
+}
+
+/* Revokes the dead prefix [faulted_end, dead_end) of a chunk that goes on being used, rounded
+ * up to a page (the next region starts after it, so nothing live shares that page): one
+ * mprotect, the pages kept resident for whole-chunk recycling.  Returns where the chunk's
+ * free space now starts: the page boundary, or dead_end when nothing could be revoked. */
+static uint32_t revoke_dead_prefix(uint32_t index, uint32_t dead_end)
+{
+    struct chunk_meta *meta = &core.chunks[index];
+    uintptr_t chunk = (uintptr_t)chunk_address(index);
+    uint32_t page_end = (uint32_t)align_up(dead_end, PAGE_SIZE_BYTES);
+    if (page_end <= meta->faulted_end || page_end > core_config.chunk_size ||
+        !protect_dead_prefix(meta, chunk + meta->faulted_end, chunk + page_end, page_end))
+        return dead_end;
+    __atomic_store_n(&meta->retired_end, page_end, __ATOMIC_RELAXED);
+    return page_end;
+}
+
+/* A batch is due: every spare of the thread has its dead prefix revoked too. */
+static void revoke_spares(struct thread_state *owner)
+{
+    for (unsigned i = 0; i < owner->spare_count; i++) {
+        struct spare_chunk *spare = &owner->spares[i];
+        spare->offset = revoke_dead_prefix(spare->chunk, spare->offset);
+        if (spare->present_end < spare->offset)
+            spare->present_end = spare->offset;
+    }
+}
+
+/* partial_reuse and revoke_batch: no system call on most region ends; the old objects stay
+ * readable until the chunk fills and is faulted (or, with revoke_batch, until the thread's
+ * batch of region ends is complete), but their bytes are never handed out again. */
 static void hand_on_unfaulted(struct region *region, uint32_t index, uintptr_t high_water,
                               struct thread_state *spare_owner, struct fault_batch *batch)
 {
     uintptr_t chunk = (uintptr_t)chunk_address(index);
     uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
     __atomic_store_n(&core.chunks[index].retired_end, offset, __ATOMIC_RELAXED);
+    if (revoke_batch_due(spare_owner)) {
+        offset = revoke_dead_prefix(index, offset);
+        revoke_spares(spare_owner);
+    }
     /* Recycled pages past the cursor are still dirty for the next region's calloc. */
     uintptr_t dirty_end = (uintptr_t)region->dirty_end;
     uint32_t present_end = dirty_end > chunk + offset ? (uint32_t)(dirty_end - chunk) : offset;
@@ -515,7 +560,7 @@ static void finish_current_chunk(struct region *region, struct thread_state *spa
     if (high_water < (uintptr_t)region->high_water)
         high_water = (uintptr_t)region->high_water;
     record_range(region, index, chunk + core.chunks[index].owner_start, high_water, end_pc);
-    if (core_config.options.partial_reuse)
+    if (core_config.hand_on_unfaulted)
         hand_on_unfaulted(region, index, high_water, spare_owner, batch);
     else
         fault_used_pages(region, index, high_water, spare_owner, batch);

@@ -80,6 +80,9 @@ struct core_config {
     bool heap_only;       /* no chunk space fits the process's limits: the heap serves regions */
     bool measure_time;    /* statistics asked for: regions count cycles inside */
     uint64_t trace_period; /* trace_allocs: one allocation in this many is traced; 0 none */
+    /* Region end hands the current chunk on unfaulted (partial_reuse, revoke_batch); dead
+     * regions are then revoked when the chunk fills, or every revoke_batch region ends. */
+    bool hand_on_unfaulted;
     bool initialized;
     struct options options;
     /* Per-marker counters, for marker ids [0, marker_count) (core_markers_init). */
@@ -171,6 +174,7 @@ struct thread_state {
     struct thread_counters counters;
     uint64_t next_region_id, region_id_limit; /* a block of region numbers taken at once */
     uint64_t trace_countdown; /* allocations until the next traced one, between regions */
+    unsigned unrevoked_regions; /* revoke_batch: region ends since the last revocation */
     uint32_t number;
     pid_t tid;
     bool alive;

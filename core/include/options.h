@@ -24,6 +24,7 @@ struct options {
     bool reserve_given; /* set by the user: an error if it cannot be had, never shrunk */
     enum on_dangling_action on_dangling;
     bool partial_reuse;
+    unsigned revoke_batch; /* 0: off; N >= 2: dead regions revoked every N region ends */
     size_t quarantine_max;
     bool quarantine_max_given;
     bool scan;
@@ -45,7 +46,7 @@ bool options_parse(struct options *options, const char *text, char *error, size_
 /* For a secure-execution process (setuid, setgid, file capabilities: AT_SECURE), whose
  * environment belongs to a less privileged user: resets the keys that would let that user
  * create or overwrite files with the process's privileges (log_path, stats_json) or weaken
- * its checks (on_dangling=recover, partial_reuse) to their defaults.  Writes the names of
+ * its checks (on_dangling=recover, partial_reuse, revoke_batch) to their defaults.  Writes the names of
  * the keys that were set, separated by ", ", to dropped; returns how many there were. */
 unsigned options_restrict_for_secure_execution(struct options *options, char *dropped, size_t len);
 

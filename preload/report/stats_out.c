@@ -61,6 +61,7 @@ size_t stats_format_json(char *buf, size_t len)
     text_append(&text, "\"chunk_size\": %zu, ", core_config.chunk_size);
     text_append(&text, "\"reserve\": %llu, ", (unsigned long long)core_config.size);
     text_append(&text, "\"partial_reuse\": %s, ", core_config.options.partial_reuse ? "true" : "false");
+    text_append(&text, "\"revoke_batch\": %u, ", core_config.options.revoke_batch);
     text_append(&text, "\"markers\": [");
     for (unsigned i = 0; i < marker_table_count(); i++) {
         const struct marker_entry *entry = marker_table_entry((int32_t)i);
