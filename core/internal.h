@@ -40,7 +40,7 @@ struct chunk_meta {
     uint32_t owner_start; /* offset at which the owning region began using it */
     uint32_t faulted_end; /* bytes [0, faulted_end) are faulted */
     uint32_t retired_end; /* bytes [0, retired_end) belong to ended regions (partial_reuse) */
-    uint32_t populated_end; /* pages below were populated ahead of use (MADV_POPULATE_WRITE) */
+    uint32_t populated_end; /* pages below are present: touched, populated ahead, or moved here */
     uint8_t resident_dead;  /* some faulted pages were only protected, not discarded */
     struct dead_range *dead_ranges;
 };
@@ -113,10 +113,6 @@ void chunk_fault_range(uintptr_t start, uintptr_t end);
 /* Discards [start, end) and makes it PROT_NONE whatever the mode (a span whose recover-mode
  * contents are no longer needed). */
 void pages_discard(uintptr_t start, uintptr_t end);
-/* Moves the physical pages of [from, from + len) to [to, to + len) and makes the old range
- * fault: the old addresses die as with chunk_fault_range, but the next region reuses the
- * pages instead of faulting in fresh ones.  false (nothing changed) when the kernel cannot. */
-bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to);
 /* Moves the physical pages of [from, from + len) to [to, to + len), leaving the old range
  * mapped and empty (the caller faults it); the destination keeps the source's protection. */
 bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to);

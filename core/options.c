@@ -22,7 +22,7 @@
 void options_set_defaults(struct options *options)
 {
     memset(options, 0, sizeof *options);
-    options->chunk_size = 1 * MIB;
+    options->chunk_size = 2 * MIB;
     options->reserve = 256 * GIB;
     options->on_dangling = ON_DANGLING_ABORT;
     options->partial_reuse = false;

@@ -23,6 +23,38 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* Every call below on chunk or metadata memory counts here (memory_calls in the statistics):
+ * the benchmark divides it by regions to show what each mode costs in system calls. */
+static void *counted_mmap(void *address, size_t len, int protection, int flags, int fd, off_t offset)
+{
+    stats_add(&core_counters.memory_calls, 1);
+    return mmap(address, len, protection, flags, fd, offset);
+}
+
+static int counted_munmap(void *address, size_t len)
+{
+    stats_add(&core_counters.memory_calls, 1);
+    return munmap(address, len);
+}
+
+static int counted_mprotect(void *address, size_t len, int protection)
+{
+    stats_add(&core_counters.memory_calls, 1);
+    return mprotect(address, len, protection);
+}
+
+static int counted_madvise(void *address, size_t len, int advice)
+{
+    stats_add(&core_counters.memory_calls, 1);
+    return madvise(address, len, advice);
+}
+
+static void *counted_mremap(void *from, size_t len, size_t new_len, int flags, void *to)
+{
+    stats_add(&core_counters.memory_calls, 1);
+    return mremap(from, len, new_len, flags, to);
+}
+
 /* The process's mapped size now, from /proc/self/statm (pages, first field); 0 if unknown. */
 static size_t mapped_bytes(void)
 {
@@ -55,16 +87,16 @@ void *address_space_reserve(size_t *bytes, size_t minimum, size_t alignment)
     for (size_t size = *bytes & ~(alignment - 1); size >= minimum && size >= alignment; size /= 2) {
         size &= ~(alignment - 1);
         /* One alignment unit more, so the start can be aligned; the excess is given back. */
-        void *raw = mmap(NULL, size + alignment, PROT_NONE,
+        void *raw = counted_mmap(NULL, size + alignment, PROT_NONE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (raw == MAP_FAILED)
             continue;
         uintptr_t start = align_up((uintptr_t)raw, alignment);
         uintptr_t raw_end = (uintptr_t)raw + size + alignment;
         if (start != (uintptr_t)raw)
-            munmap(raw, start - (uintptr_t)raw);
+            counted_munmap(raw, start - (uintptr_t)raw);
         if (raw_end != start + size)
-            munmap((void *)(start + size), raw_end - (start + size));
+            counted_munmap((void *)(start + size), raw_end - (start + size));
         *bytes = size;
         return (void *)start;
     }
@@ -73,12 +105,12 @@ void *address_space_reserve(size_t *bytes, size_t minimum, size_t alignment)
 
 void address_space_release(void *start, size_t bytes)
 {
-    munmap(start, bytes);
+    counted_munmap(start, bytes);
 }
 
 bool pages_make_accessible(uintptr_t start, size_t bytes)
 {
-    return mprotect((void *)start, bytes, PROT_READ | PROT_WRITE) == 0;
+    return counted_mprotect((void *)start, bytes, PROT_READ | PROT_WRITE) == 0;
 }
 
 bool dangling_page_recover(uintptr_t address)
@@ -94,10 +126,10 @@ bool dangling_page_recover(uintptr_t address)
  * are at least discarded, so a dangling read sees zeroes. */
 static void map_fresh_none(uintptr_t start, uintptr_t end)
 {
-    void *p = mmap((void *)start, end - start, PROT_NONE,
+    void *p = counted_mmap((void *)start, end - start, PROT_NONE,
                    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED && mprotect((void *)start, end - start, PROT_NONE) != 0)
-        madvise((void *)start, end - start, MADV_DONTNEED);
+    if (p == MAP_FAILED && counted_mprotect((void *)start, end - start, PROT_NONE) != 0)
+        counted_madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 void pages_discard(uintptr_t start, uintptr_t end)
@@ -112,11 +144,11 @@ void chunk_fault_range(uintptr_t start, uintptr_t end)
         return;
     if (core_config.options.on_dangling != ON_DANGLING_RECOVER)
         map_fresh_none(start, end);
-    else if (mprotect((void *)start, end - start, PROT_NONE) != 0)
+    else if (counted_mprotect((void *)start, end - start, PROT_NONE) != 0)
         /* Recover mode keeps the contents (a dangling access is reported, then the page is
          * made accessible again and the program reads what it would have read); when the
          * kernel refuses, at least the old contents go. */
-        madvise((void *)start, end - start, MADV_DONTNEED);
+        counted_madvise((void *)start, end - start, MADV_DONTNEED);
     stats_add(&core_counters.fault_calls, 1);
     stats_add(&core_counters.bytes_faulted, end - start);
 }
@@ -133,39 +165,25 @@ bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
         return false;
     /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
      * empty: no hole opens at the old addresses. */
-    void *moved = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+    void *moved = counted_mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
                          (void *)to);
     if (moved != MAP_FAILED)
         return true;
     int error = errno;
     /* The kernel unmaps the destination before some failures: map it back at once (it was
      * untouched, so nothing is lost).  EEXIST means it was never unmapped. */
-    void *p = mmap((void *)to, len, PROT_READ | PROT_WRITE,
+    void *p = counted_mmap((void *)to, len, PROT_READ | PROT_WRITE,
                    MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED && errno != EEXIST)
-        madvise((void *)to, len, MADV_DONTNEED);
+        counted_madvise((void *)to, len, MADV_DONTNEED);
     if (error == EINVAL)
         recycling_unsupported = true;
     return false;
 }
 
-bool chunk_recycle_pages(uintptr_t from, size_t len, uintptr_t to)
-{
-    if (!chunk_move_pages(from, len, to))
-        return false;
-    /* A fresh PROT_NONE mapping over the emptied old range merges with the faulted part before
-     * it (mprotect would leave a separate mapping behind, one per region, until
-     * vm.max_map_count runs out). */
-    map_fresh_none(from, from + len);
-    stats_add(&core_counters.fault_calls, 1);
-    stats_add(&core_counters.bytes_faulted, len);
-    stats_add(&core_counters.bytes_recycled, len);
-    return true;
-}
-
 bool chunk_protect_range(uintptr_t start, uintptr_t end)
 {
-    if (mprotect((void *)start, end - start, PROT_NONE) != 0)
+    if (counted_mprotect((void *)start, end - start, PROT_NONE) != 0)
         return false;
     stats_add(&core_counters.fault_calls, 1);
     stats_add(&core_counters.bytes_faulted, end - start);
@@ -182,7 +200,7 @@ bool chunk_populate(uintptr_t start, uintptr_t end)
 {
     if (populate_unsupported || end <= start)
         return false;
-    if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0) {
+    if (counted_madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0) {
         if (errno == EINVAL)
             populate_unsupported = true; /* Linux before 5.14 */
         return false;

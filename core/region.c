@@ -22,12 +22,9 @@
 
 static struct fixed_pool region_pool = FIXED_POOL_INIT(struct region);
 
-/* Region end in strict mode, by how many pages the region used (measured on these machines,
- * docs/performance.md): from RECYCLE_MIN_PAGES up the pages move to the next region's
- * addresses (mremap: no zeroing, no faults); below it they are only protected (one cheap
- * mprotect; given back when the chunk is quarantined) and the next region finds pages
- * populated ahead in batches of POPULATE_AHEAD_PAGES. */
-#define RECYCLE_MIN_PAGES 16
+/* Pages are populated ahead of a region, POPULATE_AHEAD_PAGES at a time (one system call
+ * instead of a page fault each), whenever fewer than POPULATE_KEEP_AHEAD_PAGES wait past the
+ * region's start. */
 #define POPULATE_AHEAD_PAGES 32
 #define POPULATE_KEEP_AHEAD_PAGES 16
 
@@ -79,6 +76,16 @@ bool region_end(struct thread_state *thread, uintptr_t end_pc)
 
 /* --- the slow path of allocation ------------------------------------------------------ */
 
+/* Pages below offset were touched (or populated): they are present, and stay so while the
+ * chunk lives (region ends in strict mode only protect them) and when its pages move on to
+ * a fresh chunk. */
+static void note_pages_present(struct chunk_meta *meta, uintptr_t offset)
+{
+    uint32_t end = (uint32_t)align_up(offset, PAGE_SIZE_BYTES);
+    if (end > meta->populated_end)
+        meta->populated_end = end;
+}
+
 static void retire_current_chunk(struct region *region)
 {
     if (region->current_chunk == 0)
@@ -86,6 +93,7 @@ static void retire_current_chunk(struct region *region)
     uint32_t index = region->current_chunk - 1;
     if (region->high_water < region->cursor)
         region->high_water = region->cursor;
+    note_pages_present(&core.chunks[index], (uintptr_t)region->high_water - (uintptr_t)chunk_address(index));
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
     region->current_chunk = 0;
@@ -93,12 +101,13 @@ static void retire_current_chunk(struct region *region)
     region->dirty_end = NULL;
 }
 
-/* Populates the pages a region is about to use, a batch at a time, unless physical pages
- * already wait there (recycled from an earlier region). */
-static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset, uint32_t present_end)
+/* Populates the pages a region is about to use, a batch at a time, unless enough are present
+ * already (touched by earlier regions of this chunk, or moved here with a whole chunk). */
+static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset)
 {
-    if (core_config.options.on_dangling == ON_DANGLING_RECOVER || present_end > offset ||
-        meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES)
+    if (core_config.options.on_dangling == ON_DANGLING_RECOVER ||
+        meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES ||
+        meta->populated_end >= core_config.chunk_size)
         return;
     uintptr_t from = (uintptr_t)chunk + (meta->populated_end > offset ? meta->populated_end : offset);
     uintptr_t to = from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
@@ -113,7 +122,7 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
 {
     char *chunk = chunk_address(index);
     core.chunks[index].owner_start = offset;
-    populate_ahead(&core.chunks[index], chunk, offset, present_end);
+    populate_ahead(&core.chunks[index], chunk, offset);
     region->current_chunk = index + 1;
     region->cursor = chunk + offset;
     region->chunk_begin = chunk + offset;
@@ -162,6 +171,9 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
         return NULL;
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
+    /* A one-chunk span may move its pages on to a fresh chunk like any other: they are the
+     * object's, dirty up to its end. */
+    note_pages_present(&core.chunks[index], bytes < core_config.chunk_size ? bytes : core_config.chunk_size);
     char *object = chunk_address(index) + offset;
     struct object_header *h = object_header_of(object);
     h->size = size;
@@ -337,8 +349,9 @@ static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offs
     return true;
 }
 
-/* The pages of a small region are only protected: one mprotect, and they are discarded with
- * the chunk.  faulted_end moves first, so a scan never reads a page as it turns PROT_NONE. */
+/* A dead region's pages are only protected: one mprotect; they stay resident and move on with
+ * the chunk to its next owner (recycle_whole_chunk), or are discarded with it.  faulted_end
+ * moves first, so a scan never reads a page as it turns PROT_NONE. */
 static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, uintptr_t used_end,
                                 uint32_t offset)
 {
@@ -352,29 +365,12 @@ static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, u
     return true;
 }
 
-/* Strict mode's cheap way to keep its promise: the region's pages move (mremap) to just
- * past the pages already waiting in the chunk, and the old addresses fault.  The next region
- * finds physical pages in place instead of taking a page fault per page, which on these
- * machines costs more than the move (see bench/).  Returns the new end of present pages. */
-static uintptr_t recycle_used_pages(uintptr_t used_start, uintptr_t used_end, uintptr_t dirty_end,
-                                    uintptr_t chunk_end)
-{
-    if (core_config.options.on_dangling == ON_DANGLING_RECOVER ||
-        used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES)
-        return 0;
-    size_t len = used_end - used_start;
-    uintptr_t destination = dirty_end > used_end ? dirty_end : used_end;
-    if (destination + len > chunk_end || !chunk_recycle_pages(used_start, len, destination))
-        return 0;
-    return destination + len;
-}
-
 /* A chunk that is done (a large region's retired chunk, or one whose tail is too small to
  * keep) hands its physical pages to a fresh chunk that becomes the thread's spare: the next
  * regions find pages in place instead of having fresh ones allocated, zeroed and faulted in
  * (on these machines that allocation, not the instructions, is what a region costs).  The
  * pages of earlier regions go too: with partial_reuse they were never faulted; in strict
- * mode small regions only protected them (PROT_NONE, still resident), and a second move
+ * mode region ends only protected them (PROT_NONE, still resident), and a second move
  * carries that protected prefix, made accessible at its new address.  The old chunk is then
  * faulted whole by one fresh mapping.  At most THREAD_SPARE_CHUNKS - 1 such spares per
  * thread.  Returns true when the old chunk was faulted here. */
@@ -410,7 +406,10 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
         spare_from = (uint32_t)live_from;
     __atomic_store_n(&fresh_meta->faulted_end, spare_from, __ATOMIC_RELEASE);
     chunk_fault_range(from, from + size);
-    uint32_t present_end = rest_moved ? (uint32_t)size : prefix_moved ? (uint32_t)live_from : spare_from;
+    uint32_t present_end = rest_moved ? meta->populated_end : prefix_moved ? (uint32_t)live_from : spare_from;
+    if (present_end < spare_from)
+        present_end = spare_from;
+    fresh_meta->populated_end = present_end;
     give_spare(owner, fresh, spare_from, present_end);
     if (prefix_moved || rest_moved)
         stats_add(&core_counters.bytes_recycled, size);
@@ -497,6 +496,7 @@ static void hand_on_unfaulted(struct region *region, uint32_t index, uintptr_t h
     uintptr_t chunk = (uintptr_t)chunk_address(index);
     uint32_t offset = (uint32_t)align_up(high_water - chunk, OBJECT_ALIGN);
     __atomic_store_n(&core.chunks[index].retired_end, offset, __ATOMIC_RELAXED);
+    note_pages_present(&core.chunks[index], offset);
     if (revoke_batch_due(spare_owner)) {
         offset = revoke_dead_prefix(index, offset);
         revoke_spares(spare_owner);
@@ -508,43 +508,37 @@ static void hand_on_unfaulted(struct region *region, uint32_t index, uintptr_t h
         retire_whole_chunk(index, spare_owner, batch); /* none of its pages was faulted */
 }
 
-/* Strict mode: every page the region may have handed out faults now; the tail, from the next
- * page on, goes to the thread's spares, by the cheapest way that keeps the promise for the
- * region's size (see docs/performance.md). */
+/* Strict mode: every page the region may have handed out faults now, by one mprotect that
+ * keeps the physical pages for the chunk's next owner (whole-chunk recycling above); the
+ * tail, from the next page on, goes to the thread's spares. */
 static void fault_used_pages(struct region *region, uint32_t index, uintptr_t high_water,
                              struct thread_state *spare_owner, struct fault_batch *batch)
 {
     struct chunk_meta *meta = &core.chunks[index];
     uintptr_t chunk = (uintptr_t)chunk_address(index);
-    uintptr_t chunk_end = chunk + core_config.chunk_size;
     uintptr_t used_start = chunk + meta->owner_start;
     uintptr_t used_end = align_up(high_water, PAGE_SIZE_BYTES);
     uint32_t offset = (uint32_t)(used_end - chunk);
     uintptr_t dirty_end = align_up((uintptr_t)region->dirty_end, PAGE_SIZE_BYTES);
     uint32_t present_end = (uint32_t)((dirty_end > used_end ? dirty_end : used_end) - chunk);
-    bool small = used_end - used_start < RECYCLE_MIN_PAGES * PAGE_SIZE_BYTES;
+    note_pages_present(meta, offset);
     if (!can_give_spare(spare_owner, offset)) {
         /* The tail is too small to keep: the chunk's physical pages (the protected ones of its
-         * earlier small regions too) go on to a fresh chunk, and it is faulted whole from its
+         * earlier regions too) go on to a fresh chunk, and it is faulted whole from its
          * start, as retired chunks are.  Without this every chunk's pages were allocated and
          * zeroed anew (MADV_POPULATE_WRITE was a fifth of the request loop's time); kernel
          * mappings stay bounded (tests/programs/mapcount.c). */
         retire_whole_chunk(index, spare_owner, batch);
         return;
     }
-    uintptr_t moved_end = recycle_used_pages(used_start, used_end, dirty_end, chunk_end);
-    if (moved_end != 0) {
-        /* Large: the pages moved past the offset, under the next region's addresses. */
-        give_spare(spare_owner, index, offset, (uint32_t)(moved_end - chunk));
-        __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
-    } else if (small && used_end > used_start && core_config.options.on_dangling != ON_DANGLING_RECOVER &&
-               protect_dead_prefix(meta, used_start, used_end, offset)) {
-        give_spare(spare_owner, index, offset, present_end); /* small: only protected */
-    } else {
+    if (used_end > used_start && core_config.options.on_dangling != ON_DANGLING_RECOVER &&
+        protect_dead_prefix(meta, used_start, used_end, offset)) {
         give_spare(spare_owner, index, offset, present_end);
-        fault_batch_add(batch, used_start, used_end);
-        __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
+        return;
     }
+    give_spare(spare_owner, index, offset, present_end);
+    fault_batch_add(batch, used_start, used_end);
+    __atomic_store_n(&meta->faulted_end, offset, __ATOMIC_RELAXED);
 }
 
 /* The current chunk: fault (or retire) what was handed out, keep the rest for the next

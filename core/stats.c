@@ -25,7 +25,8 @@ const unsigned thread_counter_field_count = sizeof thread_counter_fields / sizeo
 #define CORE_FIELD(name) { #name, offsetof(struct core_counters, name) }
 const struct counter_field core_counter_fields[] = {
     CORE_FIELD(chunks_mapped),      CORE_FIELD(chunks_reused),      CORE_FIELD(chunks_quarantined),
-    CORE_FIELD(chunks_released),    CORE_FIELD(fault_calls),        CORE_FIELD(bytes_faulted),
+    CORE_FIELD(chunks_released),    CORE_FIELD(fault_calls),        CORE_FIELD(memory_calls),
+    CORE_FIELD(bytes_faulted),
     CORE_FIELD(bytes_recycled),     CORE_FIELD(scans),              CORE_FIELD(scan_bytes),
     CORE_FIELD(scan_giveups),       CORE_FIELD(scan_ns),            CORE_FIELD(scan_pause_last_ns),
     CORE_FIELD(scan_pause_max_ns),  CORE_FIELD(scan_chunks_kept_last),

@@ -514,6 +514,7 @@ struct core_counters {
     uint64_t chunks_quarantined;
     uint64_t chunks_released;
     uint64_t fault_calls;
+    uint64_t memory_calls; /* every mmap/munmap/mprotect/madvise/mremap on chunk memory */
     uint64_t bytes_faulted;
     uint64_t bytes_recycled;
     uint64_t scans;

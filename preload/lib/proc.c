@@ -119,6 +119,21 @@ bool proc_read_file(const char *path, char *buffer, size_t len)
     return true;
 }
 
+unsigned long proc_count_mappings(void)
+{
+    char buffer[4096];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned long lines = 0;
+    ssize_t got;
+    while ((got = sys_read(fd, buffer, sizeof buffer)) > 0)
+        for (ssize_t i = 0; i < got; i++)
+            lines += buffer[i] == '\n';
+    close(fd);
+    return lines;
+}
+
 bool swap_is_active(void)
 {
     /* /proc/swaps is a header line, then one line per active swap area. */

@@ -35,5 +35,8 @@ void mincore_for_each_present_run(uintptr_t start, uintptr_t end,
 bool swap_is_active(void);
 /* Reads a small file (a /proc entry) into buffer, NUL-terminated; false if it cannot. */
 bool proc_read_file(const char *path, char *buffer, size_t len);
+/* The process's kernel mappings (lines of /proc/self/maps, what vm.max_map_count limits);
+ * 0 when the file cannot be read. */
+unsigned long proc_count_mappings(void);
 
 #endif

@@ -18,6 +18,7 @@
 #include "binding.h"
 #include "log.h"
 #include "marker_table.h"
+#include "proc.h"
 #include "process.h"
 #include "scan_report.h"
 #include "summary.h"
@@ -48,6 +49,13 @@ static void append_scan_kept(struct text *text)
     text_append(text, "], ");
 }
 
+static unsigned long kernel_mappings;
+
+void stats_count_kernel_mappings(void)
+{
+    __atomic_store_n(&kernel_mappings, proc_count_mappings(), __ATOMIC_RELAXED);
+}
+
 size_t stats_format_json(char *buf, size_t len)
 {
     struct core_counters c;
@@ -62,6 +70,7 @@ size_t stats_format_json(char *buf, size_t len)
     text_append(&text, "\"reserve\": %llu, ", (unsigned long long)core_config.size);
     text_append(&text, "\"partial_reuse\": %s, ", core_config.options.partial_reuse ? "true" : "false");
     text_append(&text, "\"revoke_batch\": %u, ", core_config.options.revoke_batch);
+    text_append(&text, "\"kernel_mappings\": %lu, ", kernel_mappings);
     text_append(&text, "\"markers\": [");
     for (unsigned i = 0; i < marker_table_count(); i++) {
         const struct marker_entry *entry = marker_table_entry((int32_t)i);
@@ -179,6 +188,7 @@ void stats_write(void)
     }
     if (core_config.options.stats_json[0]) {
         char path[OPTIONS_PATH_MAX + 32];
+        stats_count_kernel_mappings();
         path_expand(path, sizeof path, core_config.options.stats_json);
         size_t n = stats_format_json(buffer, sizeof buffer - 1);
         if (n >= sizeof buffer - 1)

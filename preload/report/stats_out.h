@@ -6,6 +6,10 @@
 
 #include <stddef.h>
 
+/* Counts the process's kernel mappings now, for "kernel_mappings" in the JSON: counted at
+ * these points only (at exit, and per call of arenashim_stats_json), so that formatting twice
+ * gives the same text (the snprintf protocol), though mappings come and go in between. */
+void stats_count_kernel_mappings(void);
 /* snprintf-like: the whole object is len bytes or fewer, the return value is what it needs. */
 size_t stats_format_json(char *buf, size_t len);
 size_t stats_format_text(char *buf, size_t len);

@@ -60,6 +60,7 @@ EXPORTED void arenashim_collect(void)
 EXPORTED size_t arenashim_stats_json(char *buf, size_t len)
 {
     shim_ensure_initialized();
+    stats_count_kernel_mappings();
     return stats_format_json(buf, len);
 }
 

@@ -166,8 +166,9 @@ def run_case(case, library):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("ARENASHIM_") and k != "LD_PRELOAD"}
     env["LD_PRELOAD"] = library
-    if case.options:
-        env["ARENASHIM_OPTIONS"] = case.options
+    # The programs size their objects and count quarantined bytes in 1 MiB chunks
+    # (scanutil.h's CHUNK_BYTES), whatever the default chunk size is.
+    env["ARENASHIM_OPTIONS"] = ",".join(filter(None, ["chunk_size=1M", case.options]))
     env.update(case.env)
     start = time.monotonic()
     proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

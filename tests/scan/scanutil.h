@@ -30,7 +30,7 @@
 
 #define NOINLINE __attribute__((noinline, noclone))
 #define SU_HELPER __attribute__((noinline, noclone, unused))
-#define CHUNK_SHIFT 20
+#define CHUNK_SHIFT 20 /* run.py sets chunk_size=1M for every program */
 #define CHUNK_BYTES ((size_t)1 << CHUNK_SHIFT)
 /* More than a quarter chunk: one span of a whole chunk of its own, quarantined at region end. */
 #define SPAN_OBJECT_BYTES ((size_t)600 << 10)

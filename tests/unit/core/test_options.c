@@ -43,7 +43,7 @@ static void test_defaults(void)
     struct options o;
     char error[64] = "";
     options_set_defaults(&o);
-    CHECK_EQ(o.chunk_size, 1 * MIB);
+    CHECK_EQ(o.chunk_size, 2 * MIB);
     CHECK((o.chunk_size & (o.chunk_size - 1)) == 0);
     CHECK(o.reserve >= 64 * GIB);
     CHECK(o.reserve >= 4 * o.chunk_size);
@@ -340,8 +340,8 @@ static void test_all_keys_together(void)
     CHECK_EQ(parsed.trace_allocs, 7);
     CHECK_EQ(parsed.verbose, 2);
     /* Later values win. */
-    CHECK_VALID("chunk_size=1M,chunk_size=2M");
-    CHECK_EQ(parsed.chunk_size, 2 * MIB);
+    CHECK_VALID("chunk_size=4M,chunk_size=1M");
+    CHECK_EQ(parsed.chunk_size, 1 * MIB);
 }
 
 static void test_unknown_and_malformed(void)

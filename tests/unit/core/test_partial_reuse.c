@@ -37,7 +37,7 @@ static void test_no_fault_call(void)
     CHECK_ACCESSIBLE(first);
 }
 
-#define REGIONS 400
+#define REGIONS 800 /* enough to fill a 2 MiB chunk (the default) */
 #define PER_REGION 8
 
 static char *region_objects[REGIONS][PER_REGION];

@@ -187,7 +187,10 @@ static void test_small_tail_retires_chunk(void)
     REQUIRE(t->spare_count == 1);
     CHECK_NE(t->spares[0].chunk, chunk_index_of(first));
     CHECK_EQ(t->spares[0].offset, 0);
-    CHECK_EQ(t->spares[0].present_end, core_config.chunk_size);
+    /* Present, in the fresh chunk, are the pages the old one had touched: the next region
+     * populates only beyond them. */
+    CHECK(t->spares[0].present_end >= core_config.chunk_size - core_config.chunk_size / 16);
+    CHECK_EQ(core.chunks[t->spares[0].chunk].populated_end, t->spares[0].present_end);
     CHECK_FAULTED(first);
     CHECK_FAULTED(chunk_address(chunk_index_of(first)) + core_config.chunk_size - 1);
     CHECK_EQ(core.chunks[chunk_index_of(first)].state, CHUNK_QUARANTINED);
@@ -195,6 +198,45 @@ static void test_small_tail_retires_chunk(void)
     char *next = region_alloc(t->innermost, 100);
     CHECK_NE(chunk_index_of(next), chunk_index_of(first));
     region_end(t, 0);
+}
+
+static void test_calloc_after_one_chunk_span(void)
+{
+    /* A span of one chunk (an object above small_max) hands its pages on to a fresh chunk as
+     * any retired chunk does: they are dirty with the object's bytes, and a later calloc there
+     * must still return zeroes. */
+    test_setup("");
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    size_t big = core_config.small_max + core_config.small_max / 2;
+    REQUIRE(big < core_config.chunk_size);
+    char *span = region_alloc(t->innermost, big);
+    REQUIRE(span != NULL);
+    memset(span, 0xa5, big);
+    uint32_t span_chunk = chunk_index_of(span);
+    region_end(t, 0);
+    CHECK_FAULTED(span);
+    bool reused_pages = false;
+    for (unsigned i = 0; i < t->spare_count; i++)
+        reused_pages |= t->spares[i].chunk != span_chunk && t->spares[i].present_end >= big;
+    CHECK_MSG(reused_pages, "the span's pages did not go on to a spare chunk");
+    unsigned old_bytes = 0;
+    char *first_bad = NULL;
+    for (int round = 0; round < 4; round++) {
+        region_begin(t, MARKER_API, 0);
+        struct region *r = t->innermost;
+        for (size_t done = 0; done < core_config.chunk_size; done += 3000) {
+            char *p = region_alloc(r, 3000);
+            REQUIRE(p != NULL);
+            region_clear_reused(r, p, 3000);
+            if (!all_bytes_are(p, 3000, 0) && old_bytes++ == 0)
+                first_bad = p;
+            memset(p, 0x5a, 3000);
+        }
+        region_end(t, 0);
+    }
+    CHECK_MSG(old_bytes == 0, "calloc returned old bytes %u times, first at %p", old_bytes,
+              (void *)first_bad);
 }
 
 static void test_whole_chunks_quarantined(void)
@@ -500,6 +542,7 @@ static const struct test_case cases[] = {
     TEST_CASE(empty_region),
     TEST_CASE(tail_reuse),
     TEST_CASE(calloc_after_previous_region),
+    TEST_CASE(calloc_after_one_chunk_span),
     TEST_CASE(small_tail_retires_chunk),
     TEST_CASE(whole_chunks_quarantined),
     TEST_CASE(few_fault_calls_per_region),

@@ -27,6 +27,7 @@ static struct json_doc doc;
 
 static void format_and_parse(void)
 {
+    stats_count_kernel_mappings();
     size_t n = stats_format_json(json_text, sizeof json_text);
     REQUIRE(n < sizeof json_text);
     CHECK_EQ(strlen(json_text), n);
@@ -123,6 +124,14 @@ static void test_known_sequence(void)
     CHECK_KEY("frees_ignored", 1);
     CHECK_KEY("frees_undone", 1);
     CHECK_KEY("fault_calls", 4); /* R1, R2, R4, the arena; none for the empty R3 */
+    /* Every fault is a system call, and so is mapping the chunks they faulted. */
+    CHECK_MSG(get("memory_calls") >= get("fault_calls") + get("chunks_mapped"),
+              "memory_calls %llu < fault_calls + chunks_mapped",
+              (unsigned long long)get("memory_calls"));
+    /* This process's own mappings: the executable, libc, the stack, the reservation...
+     * (counted when asked; format_and_parse asks first) */
+    CHECK_MSG(get("kernel_mappings") >= 5, "kernel_mappings = %llu",
+              (unsigned long long)get("kernel_mappings"));
     CHECK_KEY("chunk_size", cs);
 
     const struct json_value *markers = json_find(&doc, "markers");
