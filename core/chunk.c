@@ -64,6 +64,7 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
         spin_lock_release(&core.lock);
         return false;
     }
+    chunk_prefer_huge_pages((uintptr_t)chunk_address(start), bytes);
 
     uint64_t fresh = 0;
     for (uint32_t i = start; i < start + count; i++) {

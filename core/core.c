@@ -76,6 +76,7 @@ bool core_init(const struct options *options, char *message, size_t message_len)
     core_config.small_max = options->chunk_size / 4;
     core_config.trace_period = options->trace_allocs;
     core_config.hand_on_unfaulted = options->partial_reuse || options->revoke_batch >= 2;
+    pages_probe_kernel(!options->kernel_features_off);
     core.start_ns = monotonic_ns();
     core.start_cycles = cycle_counter();
 

@@ -121,6 +121,11 @@ bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to);
 bool chunk_protect_range(uintptr_t start, uintptr_t end);
 /* Faults in [start, end) in one system call, ahead of use; false when unsupported. */
 bool chunk_populate(uintptr_t start, uintptr_t end);
+/* Asks for transparent huge pages on a chunk just made accessible, when core_config says so. */
+void chunk_prefer_huge_pages(uintptr_t start, size_t bytes);
+/* Start-up: which of the calls above the kernel has (core_config.kernel_*); none when not
+ * allowed (kernel_features=none). */
+void pages_probe_kernel(bool allowed);
 
 /* --- escape.c ------------------------------------------------------------------------------ */
 

@@ -26,6 +26,7 @@ void options_set_defaults(struct options *options)
     options->reserve = 256 * GIB;
     options->on_dangling = ON_DANGLING_ABORT;
     options->partial_reuse = false;
+    options->huge_pages = true;
     options->quarantine_max = 1 * GIB;
     options->scan = true;
     options->exclude_count = 2;
@@ -200,6 +201,22 @@ static bool read_revoke_batch(struct options *options, const char *value, size_t
     return true;
 }
 
+static bool read_huge_pages(struct options *options, const char *value, size_t len)
+{
+    return parse_bool(value, len, &options->huge_pages);
+}
+
+static bool read_kernel_features(struct options *options, const char *value, size_t len)
+{
+    if (value_is(value, len, "auto"))
+        options->kernel_features_off = false;
+    else if (value_is(value, len, "none"))
+        options->kernel_features_off = true;
+    else
+        return false;
+    return true;
+}
+
 static bool read_quarantine_max(struct options *options, const char *value, size_t len)
 {
     size_t size;
@@ -259,6 +276,9 @@ static const struct option_key option_keys[] = {
     { "partial_reuse", read_partial_reuse, "0 or 1" },
     { "revoke_batch", read_revoke_batch, "0 (off: strict) or a count of region ends from 2 to 65536, "
                                          "e.g. revoke_batch=32" },
+    { "huge_pages", read_huge_pages, "0 or 1" },
+    { "kernel_features", read_kernel_features, "'auto' (what the kernel offers) or 'none' (the "
+                                               "fallbacks of an old kernel)" },
     { "quarantine_max", read_quarantine_max, "a non-zero size, e.g. quarantine_max=1G" },
     { "scan", read_scan, "'on' or 'off'" },
     { "exclude", read_exclude, "up to " STRINGIFY(OPTIONS_EXCLUDE_MAX) " module file names separated by ':', "

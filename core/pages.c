@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -113,6 +114,15 @@ bool pages_make_accessible(uintptr_t start, size_t bytes)
     return counted_mprotect((void *)start, bytes, PROT_READ | PROT_WRITE) == 0;
 }
 
+void chunk_prefer_huge_pages(uintptr_t start, size_t bytes)
+{
+    /* A chunk's pages are allocated, zeroed and moved on 512 at a time: one fault per chunk
+     * instead of one per page, and a whole-chunk move carries one page-table entry.  Region
+     * ends that protect part of a chunk split the mapping (not the memory). */
+    if (core_config.kernel_huge_pages && counted_madvise((void *)start, bytes, MADV_HUGEPAGE) != 0)
+        core_config.kernel_huge_pages = false;
+}
+
 bool dangling_page_recover(uintptr_t address)
 {
     /* Per page, not per chunk: the chunk's other dead objects must go on faulting. */
@@ -157,11 +167,9 @@ void chunk_fault_range(uintptr_t start, uintptr_t end)
 #define MREMAP_DONTUNMAP 4
 #endif
 
-static bool recycling_unsupported;
-
 bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
 {
-    if (recycling_unsupported || len == 0)
+    if (!core_config.kernel_moves_pages || len == 0)
         return false;
     /* MREMAP_DONTUNMAP (Linux 5.7) moves the page tables and leaves the old range mapped and
      * empty: no hole opens at the old addresses. */
@@ -177,7 +185,7 @@ bool chunk_move_pages(uintptr_t from, size_t len, uintptr_t to)
     if (p == MAP_FAILED && errno != EEXIST)
         counted_madvise((void *)to, len, MADV_DONTNEED);
     if (error == EINVAL)
-        recycling_unsupported = true;
+        core_config.kernel_moves_pages = false;
     return false;
 }
 
@@ -194,17 +202,60 @@ bool chunk_protect_range(uintptr_t start, uintptr_t end)
 #define MADV_POPULATE_WRITE 23
 #endif
 
-static bool populate_unsupported;
-
 bool chunk_populate(uintptr_t start, uintptr_t end)
 {
-    if (populate_unsupported || end <= start)
+    if (!core_config.kernel_populates || end <= start)
         return false;
     if (counted_madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0) {
         if (errno == EINVAL)
-            populate_unsupported = true; /* Linux before 5.14 */
+            core_config.kernel_populates = false; /* Linux before 5.14 */
         return false;
     }
     return true;
 }
 
+/* The huge page size if transparent huge pages can be asked for with madvise; 0 if not. */
+static size_t transparent_huge_page_size(void)
+{
+    char text[128];
+    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = syscall(SYS_read, fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    if (strstr(text, "[never]") != NULL)
+        return 0;
+    fd = open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = syscall(SYS_read, fd, text, sizeof text - 1);
+    close(fd);
+    size_t size = 0;
+    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
+        size = size * 10 + (size_t)(text[i] - '0');
+    return size;
+}
+
+void pages_probe_kernel(bool allowed)
+{
+    core_config.kernel_moves_pages = core_config.kernel_populates = false;
+    core_config.kernel_huge_pages = false;
+    if (!allowed)
+        return;
+    size_t huge = core_config.options.huge_pages ? transparent_huge_page_size() : 0;
+    core_config.kernel_huge_pages = huge != 0 && core_config.chunk_size >= huge;
+    /* Two scratch pages, not chunk memory (no counting): the first is populated, then moved
+     * onto the second.  An old kernel answers EINVAL to the flag or the advice it lacks. */
+    char *scratch = mmap(NULL, 2 * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (scratch == MAP_FAILED)
+        return;
+    core_config.kernel_populates = madvise(scratch, PAGE_SIZE_BYTES, MADV_POPULATE_WRITE) == 0;
+    core_config.kernel_moves_pages =
+        mremap(scratch, PAGE_SIZE_BYTES, PAGE_SIZE_BYTES, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+               scratch + PAGE_SIZE_BYTES) != MAP_FAILED;
+    munmap(scratch, 2 * PAGE_SIZE_BYTES);
+}

@@ -102,15 +102,18 @@ static void retire_current_chunk(struct region *region)
 }
 
 /* Populates the pages a region is about to use, a batch at a time, unless enough are present
- * already (touched by earlier regions of this chunk, or moved here with a whole chunk). */
-static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset)
+ * already (touched by earlier regions of this chunk, or moved here with a whole chunk).  A
+ * region that has filled a chunk already is large: the rest of the next one is populated at
+ * once (one call instead of a fault per page; the fast path never calls out mid-chunk). */
+static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset, bool whole_rest)
 {
     if (core_config.options.on_dangling == ON_DANGLING_RECOVER ||
-        meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES ||
-        meta->populated_end >= core_config.chunk_size)
+        meta->populated_end >= core_config.chunk_size ||
+        (!whole_rest && meta->populated_end >= offset + POPULATE_KEEP_AHEAD_PAGES * PAGE_SIZE_BYTES))
         return;
     uintptr_t from = (uintptr_t)chunk + (meta->populated_end > offset ? meta->populated_end : offset);
-    uintptr_t to = from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
+    uintptr_t to = whole_rest ? (uintptr_t)chunk + core_config.chunk_size
+                              : from + POPULATE_AHEAD_PAGES * PAGE_SIZE_BYTES;
     if (to > (uintptr_t)chunk + core_config.chunk_size)
         to = (uintptr_t)chunk + core_config.chunk_size;
     if (chunk_populate(from, to))
@@ -122,7 +125,7 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
 {
     char *chunk = chunk_address(index);
     core.chunks[index].owner_start = offset;
-    populate_ahead(&core.chunks[index], chunk, offset);
+    populate_ahead(&core.chunks[index], chunk, offset, region->chunk_list != 0);
     region->current_chunk = index + 1;
     region->cursor = chunk + offset;
     region->chunk_begin = chunk + offset;
@@ -158,6 +161,68 @@ static void *place(struct region *region, size_t size, size_t alignment)
     return (void *)object;
 }
 
+/* The slot of an unused spare of the thread (offset 0: no region has handed out any of it):
+ * the one with the most physical pages (want_pages), or an empty one; -1 when there is none. */
+static int find_unused_spare(const struct thread_state *owner, bool want_pages)
+{
+    if (owner == NULL)
+        return -1;
+    int found = -1;
+    for (int i = (int)owner->spare_count - 1; i >= 0; i--) {
+        const struct spare_chunk *spare = &owner->spares[i];
+        if (spare->offset != 0 || (spare->present_end > 0) != want_pages)
+            continue;
+        if (!want_pages)
+            return i;
+        if (found < 0 || spare->present_end > owner->spares[found].present_end)
+            found = i;
+    }
+    return found;
+}
+
+static uint32_t remove_spare(struct thread_state *owner, int slot)
+{
+    uint32_t index = owner->spares[slot].chunk;
+    for (unsigned i = (unsigned)slot; i + 1 < owner->spare_count; i++)
+        owner->spares[i] = owner->spares[i + 1];
+    owner->spare_count--;
+    return index;
+}
+
+/* Physical pages for a new span, moved in chunk by chunk from the thread's unused spares (one
+ * mremap each, against a page fault and a page of zeroing per page); the spares stay, empty,
+ * to receive the next chunk's pages.  Each chunk of the span records how far its pages may be
+ * present (populated_end), so that region end can hand them on again.  Returns how many bytes
+ * from the span's start may hold old data. */
+static size_t span_take_pages(struct thread_state *owner, uint32_t head, uint32_t count, size_t bytes)
+{
+    size_t dirty = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t left = bytes - ((size_t)i << core_config.chunk_shift);
+        uint32_t extent = (uint32_t)(left < core_config.chunk_size ? align_up(left, PAGE_SIZE_BYTES)
+                                                                   : core_config.chunk_size);
+        struct chunk_meta *meta = &core.chunks[head + i];
+        meta->populated_end = extent;
+        int slot = core_config.options.on_dangling == ON_DANGLING_RECOVER ? -1
+                                                                          : find_unused_spare(owner, true);
+        if (slot < 0)
+            continue;
+        struct spare_chunk *spare = &owner->spares[slot];
+        uintptr_t to = (uintptr_t)chunk_address(head + i);
+        if (!chunk_move_pages((uintptr_t)chunk_address(spare->chunk), spare->present_end, to))
+            continue;
+        uint32_t moved = spare->present_end;
+        if (moved > meta->populated_end)
+            meta->populated_end = moved;
+        /* Up to the end of the last moved pages (fresh zero pages between are cleared too). */
+        dirty = ((size_t)i << core_config.chunk_shift) + moved;
+        core.chunks[spare->chunk].populated_end = 0;
+        spare->present_end = 0;
+        stats_add(&core_counters.bytes_recycled, moved);
+    }
+    return dirty;
+}
+
 /* A span of whole chunks for one large object; it joins the region's chunk list. */
 static void *alloc_span(struct region *region, size_t size, size_t alignment)
 {
@@ -171,10 +236,9 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
         return NULL;
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
-    /* A one-chunk span may move its pages on to a fresh chunk like any other: they are the
-     * object's, dirty up to its end. */
-    note_pages_present(&core.chunks[index], bytes < core_config.chunk_size ? bytes : core_config.chunk_size);
     char *object = chunk_address(index) + offset;
+    region->span_object = object;
+    region->span_dirty = span_take_pages(region->thread, index, (uint32_t)count, bytes);
     struct object_header *h = object_header_of(object);
     h->size = size;
     region->allocs++;
@@ -248,8 +312,14 @@ void region_clear_reused(struct region *region, void *p, size_t size)
 {
     /* Chunk memory comes from the kernel zeroed (fresh, or faulted and re-protected); only
      * bytes below the high-water mark of an undone allocation, or pages recycled from an
-     * earlier region, can hold old data.  Spans are always fresh. */
+     * earlier region, can hold old data; in a span, the pages moved in from a spare. */
     char *object = p;
+    if (object == region->span_object) {
+        size_t offset = (size_t)(object - chunk_address(chunk_index_of(object)));
+        if (region->span_dirty > offset)
+            memset(object, 0, region->span_dirty - offset < size ? region->span_dirty - offset : size);
+        return;
+    }
     if (region->current_chunk == 0 || object < region->limit - core_config.chunk_size ||
         object >= region->limit)
         return;
@@ -365,6 +435,26 @@ static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, u
     return true;
 }
 
+/* Whole-chunk recycling needs the kernel's page moves, a thread to keep the pages, and a
+ * spare slot left over for the current chunk's tail (or an empty spare to move them into). */
+static bool can_recycle_to(const struct thread_state *owner)
+{
+    return core_config.options.on_dangling != ON_DANGLING_RECOVER && core_config.kernel_moves_pages &&
+           owner != NULL &&
+           (owner->spare_count < THREAD_SPARE_CHUNKS - 1 || find_unused_spare(owner, false) >= 0);
+}
+
+/* A chunk to move pages into: an empty unused spare (its slot is freed), else a new chunk. */
+static bool take_fresh_chunk(struct thread_state *owner, uint32_t *index)
+{
+    int slot = find_unused_spare(owner, false);
+    if (slot >= 0) {
+        *index = remove_spare(owner, slot);
+        return true;
+    }
+    return chunk_acquire(1, index);
+}
+
 /* A chunk that is done (a large region's retired chunk, or one whose tail is too small to
  * keep) hands its physical pages to a fresh chunk that becomes the thread's spare: the next
  * regions find pages in place instead of having fresh ones allocated, zeroed and faulted in
@@ -377,12 +467,8 @@ static bool protect_dead_prefix(struct chunk_meta *meta, uintptr_t used_start, u
 static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
 {
     struct chunk_meta *meta = &core.chunks[index];
-    if (core_config.options.on_dangling == ON_DANGLING_RECOVER || owner == NULL ||
-        owner->spare_count >= THREAD_SPARE_CHUNKS - 1 || meta->span_chunks != 1 ||
-        !can_give_spare(owner, 0))
-        return false;
     uint32_t fresh;
-    if (!chunk_acquire(1, &fresh))
+    if (meta->span_chunks != 1 || !can_recycle_to(owner) || !take_fresh_chunk(owner, &fresh))
         return false;
     uintptr_t from = (uintptr_t)chunk_address(index), to = (uintptr_t)chunk_address(fresh);
     size_t size = core_config.chunk_size;
@@ -416,6 +502,24 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
     return true;
 }
 
+/* A span of several chunks: its pages go on to fresh chunks, one per chunk of the span while
+ * the thread has spare slots, for its next regions and spans (span_take_pages).  The span
+ * itself is faulted whole by the caller, its pages gone. */
+static void recycle_span_pages(uint32_t head, struct thread_state *owner)
+{
+    for (uint32_t i = head; i < head + core.chunks[head].span_chunks && can_recycle_to(owner); i++) {
+        uint32_t extent = core.chunks[i].populated_end, fresh;
+        if (extent == 0 || !take_fresh_chunk(owner, &fresh))
+            break;
+        bool moved = chunk_move_pages((uintptr_t)chunk_address(i), extent, (uintptr_t)chunk_address(fresh));
+        core.chunks[fresh].populated_end = moved ? extent : 0;
+        give_spare(owner, fresh, 0, moved ? extent : 0);
+        if (!moved)
+            break;
+        stats_add(&core_counters.bytes_recycled, extent);
+    }
+}
+
 /* Retired chunks and spans: faulted whole from where this region began in them. */
 static void finish_retired_chunks(struct region *region, struct thread_state *spare_owner,
                                   struct fault_batch *batch, uintptr_t end_pc)
@@ -434,8 +538,12 @@ static void finish_retired_chunks(struct region *region, struct thread_state *sp
          * whole, from its start, by one fresh mapping: its pieces (faulted, protected, moved at
          * different times) become one mapping that merges with its quarantined neighbours, so
          * kernel mappings do not pile up. */
-        if (!recycle_whole_chunk(index, spare_owner))
+        if (meta->span_chunks > 1) {
+            recycle_span_pages(index, spare_owner);
             fault_batch_add(batch, chunk, chunk_end);
+        } else if (!recycle_whole_chunk(index, spare_owner)) {
+            fault_batch_add(batch, chunk, chunk_end);
+        }
         fault_batch_quarantine(batch, index);
     }
 }

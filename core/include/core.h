@@ -36,7 +36,7 @@
 #define PAGE_SIZE_BYTES ((size_t)4096)
 #define OBJECT_ALIGN ((size_t)16)
 #define OBJECT_HEADER_SIZE ((size_t)16)
-#define THREAD_SPARE_CHUNKS 4
+#define THREAD_SPARE_CHUNKS 8
 
 /* Marker ids below zero are the fixed kinds; zero and up index the marker table. */
 #define MARKER_API (-1)
@@ -83,6 +83,15 @@ struct core_config {
     /* Region end hands the current chunk on unfaulted (partial_reuse, revoke_batch); dead
      * regions are then revoked when the chunk fills, or every revoke_batch region ends. */
     bool hand_on_unfaulted;
+    /* Kernel features found at start-up (pages.c), unless kernel_features=none: moving
+     * physical pages between addresses (mremap MREMAP_DONTUNMAP, Linux 5.7), populating
+     * ahead of use (MADV_POPULATE_WRITE, 5.14).  Without them pages are discarded and
+     * faulted in anew. */
+    bool kernel_moves_pages;
+    bool kernel_populates;
+    /* Chunks ask for transparent huge pages (MADV_HUGEPAGE): huge_pages=1, chunks of at least
+     * a huge page, and the kernel's THP not "never". */
+    bool kernel_huge_pages;
     bool initialized;
     struct options options;
     /* Per-marker counters, for marker ids [0, marker_count) (core_markers_init). */
@@ -151,6 +160,8 @@ struct region {
     uint32_t current_chunk;      /* index + 1; 0 before the first allocation */
     uint32_t chunk_list;         /* retired chunks and spans, index + 1 */
     char *dirty_end;             /* recycled pages of earlier regions end here */
+    char *span_object;           /* the last span, while its first span_dirty bytes (from the */
+    size_t span_dirty;           /* span's start) hold pages moved in from a spare */
     int32_t marker;
     unsigned depth;
     uintptr_t begin_pc;
@@ -304,6 +315,8 @@ static inline void region_init(struct region *region, struct thread_state *threa
     region->current_chunk = 0;
     region->chunk_list = 0;
     region->dirty_end = NULL;
+    region->span_object = NULL;
+    region->span_dirty = 0;
     region->marker = marker;
     region->depth = 0;
     region->begin_pc = begin_pc;

@@ -25,6 +25,8 @@ struct options {
     enum on_dangling_action on_dangling;
     bool partial_reuse;
     unsigned revoke_batch; /* 0: off; N >= 2: dead regions revoked every N region ends */
+    bool kernel_features_off; /* kernel_features=none: the fallbacks of an old kernel */
+    bool huge_pages;          /* chunks ask for transparent huge pages (madvise) */
     size_t quarantine_max;
     bool quarantine_max_given;
     bool scan;

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -103,6 +104,34 @@ static int register_own_segments(struct dl_phdr_info *info, size_t size, void *d
     return 0;
 }
 
+/* verbose=1: which revocation mode and which kernel paths this process runs with. */
+static void note_paths(const struct options *options)
+{
+    if (options->verbose == 0 || core_config.heap_only)
+        return;
+    char mode[160];
+    if (options->partial_reuse)
+        snprintf(mode, sizeof mode, "partial_reuse=1 (a chunk's dead regions are revoked when it fills)");
+    else if (options->revoke_batch >= 2)
+        snprintf(mode, sizeof mode, "revoke_batch=%u (dead regions revoked every %u region ends of a "
+                 "thread, or when their chunk fills)", options->revoke_batch, options->revoke_batch);
+    else
+        snprintf(mode, sizeof mode, "strict (every region end revokes its pages)");
+    bool recover = options->on_dangling == ON_DANGLING_RECOVER;
+    const char *why = recover ? "on_dangling=recover keeps the contents"
+                      : options->kernel_features_off ? "kernel_features=none" : "the kernel lacks it";
+    bool moves = core_config.kernel_moves_pages && !recover;
+    bool populates = core_config.kernel_populates && !recover;
+    const char *huge = core_config.kernel_huge_pages ? "madvise(MADV_HUGEPAGE)"
+                       : options->kernel_features_off ? "off (kernel_features=none)"
+                       : !options->huge_pages ? "off (huge_pages=0)"
+                       : "off (the kernel's transparent huge pages are off, or chunk_size is smaller)";
+    log_note("revocation: %s; page recycling: %s%s%s; populating ahead: %s%s%s; huge pages: %s", mode,
+             moves ? "mremap(MREMAP_DONTUNMAP)" : "off, pages faulted anew (", moves ? "" : why,
+             moves ? "" : ")", populates ? "madvise(MADV_POPULATE_WRITE)" : "off, a fault per page (",
+             populates ? "" : why, populates ? "" : ")", huge);
+}
+
 static void initialize(void)
 {
     struct options options;
@@ -115,6 +144,7 @@ static void initialize(void)
         log_fatal_startup("%s", message);
     if (core_config.heap_only)
         log_warn("%s", message);
+    note_paths(&options);
     shim_heap_init();
     heap_ranges_init();
     dl_iterate_phdr(register_own_segments, (void *)&core_config);

@@ -612,6 +612,9 @@ BAD_OPTIONS = [
     ("on_dangling=", "on_dangling"),
     ("partial_reuse=2", "partial_reuse"),
     ("partial_reuse=yes", "partial_reuse"),
+    ("kernel_features=old", "kernel_features"),
+    ("huge_pages=yes", "huge_pages"),
+    ("kernel_features=", "kernel_features"),
     ("quarantine_max=0", "quarantine_max"),
     ("quarantine_max=big", "quarantine_max"),
     ("scan=maybe", "scan"),
@@ -879,6 +882,29 @@ def cases():
                         (50000, "scan=off,chunk_size=64K"), (100000, "scan=off")):
         c.append(Case("mappings/%d-regions" % count + ("-" + opts if opts else ""), [B + "mapcount", str(count)],
                       options=opts, stdout_has="OK mapcount", check=maps_bounded))
+
+    # Every mode never hands an address out again before a scan (scan=off: never), on this
+    # kernel's paths and on the fallbacks of an old one (kernel_features=none); the page
+    # recycling that strict mode relies on is really used, or really off.
+    for opts, recycled in (("", True), ("partial_reuse=1", True), ("revoke_batch=4", True),
+                           ("revoke_batch=2,partial_reuse=1", True), ("kernel_features=none", False),
+                           ("revoke_batch=4,kernel_features=none", False),
+                           ("on_dangling=recover", False), ("chunk_size=64K", True),
+                           ("huge_pages=0", True)):
+        options = ",".join(filter(None, ["scan=off", opts]))
+        c.append(Case("no-reuse/" + (opts or "strict"), [B + "no_reuse", "2", "1500"],
+                      options=options, stats=True, stdout_has="OK no_reuse",
+                      check=all_of(stats_equal(scans=0, chunks_reused=0),
+                                   stats_at_least(bytes_recycled=1) if recycled
+                                   else stats_equal(bytes_recycled=0))))
+    c.append(Case("kernel-features/verbose-says-fallback", [B + "counted", "2", "2", "0"],
+                  options="verbose=1,kernel_features=none", stdout_has="OK counted",
+                  stderr_first=r"arenashim: revocation: strict .*page recycling: off, pages faulted anew "
+                               r"\(kernel_features=none\); populating ahead: off.*"))
+    c.append(Case("kernel-features/verbose-says-paths", [B + "counted", "2", "2", "0"],
+                  options="verbose=1,revoke_batch=16", stdout_has="OK counted",
+                  stderr_first=r"arenashim: revocation: revoke_batch=16 .*page recycling: "
+                               r"mremap\(MREMAP_DONTUNMAP\); populating ahead: madvise.*"))
 
     # 10. Empty regions make no system call.
     c.append(FuncCase("syscalls/empty-regions", syscalls_do_not_scale(0), needs="strace",

@@ -197,6 +197,7 @@ static void check_bool_key(const char *key, size_t offset)
 static void test_booleans(void)
 {
     check_bool_key("partial_reuse", offsetof(struct options, partial_reuse));
+    check_bool_key("huge_pages", offsetof(struct options, huge_pages));
     check_bool_key("scan", offsetof(struct options, scan));
     check_bool_key("stats", offsetof(struct options, stats));
 }
@@ -321,6 +322,20 @@ static void test_verbose(void)
     CHECK_INVALID("verbose=99999999999999999999", "verbose");
 }
 
+static void test_kernel_features(void)
+{
+    CHECK_VALID("verbose=0");
+    CHECK(!parsed.kernel_features_off); /* default: auto */
+    CHECK(parsed.huge_pages);           /* default: asked for */
+    CHECK_VALID("kernel_features=none");
+    CHECK(parsed.kernel_features_off);
+    CHECK_VALID("kernel_features=none,kernel_features=auto");
+    CHECK(!parsed.kernel_features_off);
+    CHECK_INVALID("kernel_features=old", "kernel_features");
+    CHECK_INVALID("kernel_features=", "kernel_features");
+    CHECK_INVALID("kernel_features=NONE", "kernel_features");
+}
+
 static void test_all_keys_together(void)
 {
     CHECK_VALID("chunk_size=4M,reserve=1T,on_dangling=recover,partial_reuse=1,"
@@ -436,6 +451,7 @@ static const struct test_case cases[] = {
     TEST_CASE(paths),
     TEST_CASE(trace_allocs),
     TEST_CASE(verbose),
+    TEST_CASE(kernel_features),
     TEST_CASE(all_keys_together),
     TEST_CASE(unknown_and_malformed),
     TEST_CASE(error_buffer),

@@ -4,6 +4,9 @@
  */
 #include "check.h"
 
+#include <stdio.h>
+#include <sys/mman.h>
+
 #define PAGE PAGE_SIZE_BYTES
 
 static void test_end_faults_pages(void)
@@ -239,6 +242,174 @@ static void test_calloc_after_one_chunk_span(void)
               (void *)first_bad);
 }
 
+static void test_old_kernel_faults_chunk_without_moving(void)
+{
+    /* kernel_features=none (a kernel without MREMAP_DONTUNMAP): a finished chunk is faulted
+     * and quarantined whole as before, but no fresh chunk is taken for pages that cannot
+     * move. */
+    test_setup("kernel_features=none");
+    CHECK(!core_config.kernel_moves_pages);
+    CHECK(!core_config.kernel_populates);
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    struct region *r = t->innermost;
+    char *first = region_alloc(r, 1000);
+    while (chunk_offset(r->cursor) < core_config.chunk_size - core_config.chunk_size / 16 &&
+           chunk_index_of(r->cursor) == chunk_index_of(first))
+        region_alloc(r, 1000);
+    struct core_counters before = test_stats();
+    region_end(t, 0);
+    struct core_counters after = test_stats();
+    CHECK_EQ(after.chunks_quarantined - before.chunks_quarantined, 1);
+    CHECK_EQ(after.chunks_mapped - before.chunks_mapped, 0);
+    CHECK_EQ(after.bytes_recycled - before.bytes_recycled, 0);
+    CHECK_EQ(t->spare_count, 0);
+    CHECK_FAULTED(first);
+    CHECK_FAULTED(chunk_address(chunk_index_of(first)) + core_config.chunk_size - 1);
+    /* The next region starts in a fresh chunk and its calloc reads zero. */
+    region_begin(t, MARKER_API, 0);
+    char *next = region_alloc(t->innermost, 4096);
+    region_clear_reused(t->innermost, next, 4096);
+    CHECK(all_bytes_are(next, 4096, 0));
+    CHECK_NE(chunk_index_of(next), chunk_index_of(first));
+    region_end(t, 0);
+}
+
+/* Pages of [p, p + bytes) present, by mincore (without touching them). */
+static size_t pages_present(const void *p, size_t bytes)
+{
+    uintptr_t start = (uintptr_t)p & ~(PAGE_SIZE_BYTES - 1);
+    size_t count = (align_up((uintptr_t)p + bytes, PAGE_SIZE_BYTES) - start) / PAGE_SIZE_BYTES;
+    static unsigned char vec[1 << 16];
+    REQUIRE(count <= sizeof vec);
+    REQUIRE(mincore((void *)start, count * PAGE_SIZE_BYTES, vec) == 0);
+    size_t present = 0;
+    for (size_t i = 0; i < count; i++)
+        present += vec[i] & 1;
+    return present;
+}
+
+static void test_span_pages_recycled(void)
+{
+    /* A span's physical pages go on to spares at region end, and into the next region's span
+     * (moved, not faulted in and zeroed anew); calloc still reads zero there. */
+    test_setup("");
+    REQUIRE(core_config.kernel_moves_pages);
+    struct thread_state *t = test_thread();
+    size_t big = core_config.chunk_size + core_config.chunk_size / 2; /* a span of two chunks */
+    region_begin(t, MARKER_API, 0);
+    char *first = region_alloc(t->innermost, big);
+    REQUIRE(first != NULL);
+    memset(first, 0x77, big);
+    region_end(t, 0);
+    CHECK_FAULTED(first);
+    unsigned with_pages = 0;
+    for (unsigned i = 0; i < t->spare_count; i++)
+        with_pages += t->spares[i].offset == 0 && t->spares[i].present_end > 0;
+    CHECK_EQ(with_pages, 2);
+
+    struct core_counters before = test_stats();
+    region_begin(t, MARKER_API, 0);
+    char *second = region_alloc(t->innermost, big);
+    REQUIRE(second != NULL);
+    CHECK_NE(chunk_index_of(second), chunk_index_of(first));
+    struct core_counters after = test_stats();
+    CHECK(after.bytes_recycled - before.bytes_recycled >= big);
+    /* Present before any touch: the pages came with the spares. */
+    size_t pages = align_up(big, PAGE_SIZE_BYTES) / PAGE_SIZE_BYTES;
+    CHECK_MSG(pages_present(second, big) >= pages - 1, "%zu of %zu pages present",
+              pages_present(second, big), pages);
+    region_clear_reused(t->innermost, second, big);
+    CHECK(all_bytes_are(second, big, 0));
+    memset(second, 0x66, big);
+    region_end(t, 0);
+    CHECK_FAULTED(second);
+    CHECK_FAULTED(second + big - 1);
+
+    /* Two spans' pages waiting (two full chunks, two half ones), then a span of four chunks:
+     * its third chunk gets half a chunk of old pages, its fourth too, with fresh pages between;
+     * calloc must clear the old ones after the gap as well. */
+    region_begin(t, MARKER_API, 0);
+    for (int k = 0; k < 2; k++) {
+        char *third = region_alloc(t->innermost, big);
+        REQUIRE(third != NULL);
+        memset(third, 0x55, big);
+    }
+    region_end(t, 0);
+    with_pages = 0;
+    for (unsigned i = 0; i < t->spare_count; i++)
+        with_pages += t->spares[i].offset == 0 && t->spares[i].present_end > 0;
+    CHECK_EQ(with_pages, 4);
+    size_t huge = 3 * core_config.chunk_size + core_config.chunk_size / 2;
+    region_begin(t, MARKER_API, 0);
+    char *fourth = region_alloc(t->innermost, huge);
+    REQUIRE(fourth != NULL);
+    region_clear_reused(t->innermost, fourth, huge);
+    size_t old_bytes = 0;
+    for (size_t i = 0; i < huge; i++)
+        old_bytes += fourth[i] != 0;
+    CHECK_MSG(old_bytes == 0, "calloc left %zu old bytes in a span with moved pages", old_bytes);
+    region_end(t, 0);
+}
+
+/* AnonHugePages (kB) of the mapping that holds p, from /proc/self/smaps. */
+static long huge_kib_at(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    REQUIRE(f != NULL);
+    char line[512];
+    bool inside = false;
+    long kib = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = (uintptr_t)p >= start && (uintptr_t)p < end;
+            continue;
+        }
+        if (inside && sscanf(line, "AnonHugePages: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+static void test_chunks_use_huge_pages(void)
+{
+    /* With the kernel's transparent huge pages on "madvise" or "always", a chunk's first touch
+     * brings a whole huge page (one fault, not 512); huge_pages=0 and old kernels do without. */
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f))
+            mode[0] = '\0';
+        fclose(f);
+    }
+    bool available = mode[0] && !strstr(mode, "[never]");
+    test_setup("");
+    CHECK_EQ(core_config.kernel_huge_pages, available);
+    core_config.options.huge_pages = false; /* as huge_pages=0 would have probed */
+    pages_probe_kernel(true);
+    CHECK(!core_config.kernel_huge_pages);
+    core_config.options.huge_pages = true;
+    pages_probe_kernel(true);
+    CHECK_EQ(core_config.kernel_huge_pages, available);
+    if (!available)
+        return;
+    struct thread_state *t = test_thread();
+    long best = 0;
+    for (int attempt = 0; attempt < 3 && best < 2048; attempt++) {
+        region_begin(t, MARKER_API, 0);
+        char *p = region_alloc(t->innermost, 64);
+        p[0] = 1;
+        long kib = huge_kib_at(p);
+        if (kib > best)
+            best = kib;
+        region_end(t, 0);
+    }
+    CHECK_MSG(best >= 2048, "no huge page behind a touched chunk (AnonHugePages %ld kB; THP %s)",
+              best, mode);
+}
+
 static void test_whole_chunks_quarantined(void)
 {
     test_setup("");
@@ -260,16 +431,16 @@ static void test_whole_chunks_quarantined(void)
     uint32_t current = chunk_index_of(p);
     region_end(t, 0);
     struct core_counters after = test_stats();
-    /* Six chunks used, plus a fresh chunk for each retired chunk whose pages were handed on
-     * (whole-chunk recycling: the two small-object chunks, not the span). */
-    CHECK_EQ(after.chunks_mapped - before.chunks_mapped, 8);
+    /* Six chunks used, plus a fresh chunk for each chunk whose pages were handed on (the two
+     * retired small-object chunks and the span's three). */
+    CHECK_EQ(after.chunks_mapped - before.chunks_mapped, 11);
     /* Two retired chunks and the span's three; the current chunk's tail is a spare. */
     CHECK_EQ(after.chunks_quarantined - before.chunks_quarantined, 5);
     CHECK_EQ(core.quarantine_bytes - q_before, 5 * core_config.chunk_size);
-    CHECK_EQ(t->spare_count, 3);
-    CHECK(t->spares[0].present_end > 0); /* the recycled pages wait there */
-    CHECK(t->spares[1].present_end > 0);
-    CHECK_EQ(t->spares[2].chunk, current); /* the tail is taken first */
+    CHECK_EQ(t->spare_count, 6);
+    for (unsigned i = 0; i < 5; i++) /* the recycled pages wait there, at offset 0 */
+        CHECK(t->spares[i].offset == 0 && t->spares[i].present_end > 0);
+    CHECK_EQ(t->spares[5].chunk, current); /* the tail is taken first */
     CHECK_EQ(core.chunks[chunk_index_of(first)].state, CHUNK_QUARANTINED);
     CHECK_EQ(core.chunks[chunk_index_of(span)].state, CHUNK_QUARANTINED);
     CHECK_EQ(core.chunks[chunk_index_of(span + 2 * core_config.chunk_size)].state, CHUNK_QUARANTINED);
@@ -395,21 +566,22 @@ static void test_spare_limit(void)
 {
     test_setup("");
     struct thread_state *t = test_thread();
-    char *objects[6];
-    for (int i = 0; i < 6; i++) {
+    enum { NESTED = THREAD_SPARE_CHUNKS + 2 };
+    char *objects[NESTED];
+    for (int i = 0; i < NESTED; i++) {
         region_begin(t, MARKER_API, 0);
         objects[i] = region_alloc(t->innermost, 100);
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < NESTED; i++)
         for (int j = 0; j < i; j++)
             CHECK_NE(chunk_index_of(objects[i]), chunk_index_of(objects[j]));
     struct core_counters before = test_stats();
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < NESTED; i++)
         region_end(t, 0);
     struct core_counters after = test_stats();
     CHECK_EQ(t->spare_count, THREAD_SPARE_CHUNKS);
-    CHECK_EQ(after.chunks_quarantined - before.chunks_quarantined, 6 - THREAD_SPARE_CHUNKS);
-    for (int i = 0; i < 6; i++)
+    CHECK_EQ(after.chunks_quarantined - before.chunks_quarantined, NESTED - THREAD_SPARE_CHUNKS);
+    for (int i = 0; i < NESTED; i++)
         CHECK_FAULTED(objects[i]);
 }
 
@@ -543,6 +715,9 @@ static const struct test_case cases[] = {
     TEST_CASE(tail_reuse),
     TEST_CASE(calloc_after_previous_region),
     TEST_CASE(calloc_after_one_chunk_span),
+    TEST_CASE(old_kernel_faults_chunk_without_moving),
+    TEST_CASE(span_pages_recycled),
+    TEST_CASE(chunks_use_huge_pages),
     TEST_CASE(small_tail_retires_chunk),
     TEST_CASE(whole_chunks_quarantined),
     TEST_CASE(few_fault_calls_per_region),
