@@ -878,7 +878,8 @@ def cases():
         expect(after <= quarter + 200 and after < 10000,
                "mappings keep growing with regions: %d at start, %d after a quarter of the regions, "
                "%d at the end" % (before, quarter, after))
-    for count, opts in ((50000, None), (50000, "partial_reuse=1"), (50000, "on_dangling=recover"),
+    for count, opts in ((50000, None), (50000, "partial_reuse=1"), (50000, "revoke_batch=8"),
+                        (50000, "on_dangling=recover"),
                         (50000, "scan=off,chunk_size=64K"), (100000, "scan=off")):
         c.append(Case("mappings/%d-regions" % count + ("-" + opts if opts else ""), [B + "mapcount", str(count)],
                       options=opts, stdout_has="OK mapcount", check=maps_bounded))

@@ -7,6 +7,21 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
+/* Pages of [p, p + bytes) present, by mincore (without touching them). */
+static size_t pages_present(const void *p, size_t bytes)
+{
+    uintptr_t start = (uintptr_t)p & ~(PAGE_SIZE_BYTES - 1);
+    size_t count = (align_up((uintptr_t)p + bytes, PAGE_SIZE_BYTES) - start) / PAGE_SIZE_BYTES;
+    static unsigned char vec[1 << 16];
+    REQUIRE(count <= sizeof vec);
+    REQUIRE(mincore((void *)start, count * PAGE_SIZE_BYTES, vec) == 0);
+    size_t present = 0;
+    for (size_t i = 0; i < count; i++)
+        present += vec[i] & 1;
+    return present;
+}
+
+
 #define PAGE PAGE_SIZE_BYTES
 
 static void test_end_faults_pages(void)
@@ -194,6 +209,10 @@ static void test_small_tail_retires_chunk(void)
      * populates only beyond them. */
     CHECK(t->spares[0].present_end >= core_config.chunk_size - core_config.chunk_size / 16);
     CHECK_EQ(core.chunks[t->spares[0].chunk].populated_end, t->spares[0].present_end);
+    /* ... and they are really there, before anything touches them (mincore). */
+    size_t moved_pages = pages_present(chunk_address(t->spares[0].chunk), t->spares[0].present_end);
+    CHECK_MSG(moved_pages == t->spares[0].present_end / PAGE_SIZE_BYTES, "%zu of %zu pages present",
+              moved_pages, (size_t)(t->spares[0].present_end / PAGE_SIZE_BYTES));
     CHECK_FAULTED(first);
     CHECK_FAULTED(chunk_address(chunk_index_of(first)) + core_config.chunk_size - 1);
     CHECK_EQ(core.chunks[chunk_index_of(first)].state, CHUNK_QUARANTINED);
@@ -273,20 +292,6 @@ static void test_old_kernel_faults_chunk_without_moving(void)
     CHECK(all_bytes_are(next, 4096, 0));
     CHECK_NE(chunk_index_of(next), chunk_index_of(first));
     region_end(t, 0);
-}
-
-/* Pages of [p, p + bytes) present, by mincore (without touching them). */
-static size_t pages_present(const void *p, size_t bytes)
-{
-    uintptr_t start = (uintptr_t)p & ~(PAGE_SIZE_BYTES - 1);
-    size_t count = (align_up((uintptr_t)p + bytes, PAGE_SIZE_BYTES) - start) / PAGE_SIZE_BYTES;
-    static unsigned char vec[1 << 16];
-    REQUIRE(count <= sizeof vec);
-    REQUIRE(mincore((void *)start, count * PAGE_SIZE_BYTES, vec) == 0);
-    size_t present = 0;
-    for (size_t i = 0; i < count; i++)
-        present += vec[i] & 1;
-    return present;
 }
 
 static void test_span_pages_recycled(void)
