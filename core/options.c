@@ -227,6 +227,26 @@ static bool read_quarantine_max(struct options *options, const char *value, size
     return true;
 }
 
+static bool read_scan_mode(struct options *options, const char *value, size_t len)
+{
+    if (value_is(value, len, "auto"))
+        options->scan_mode = SCAN_MODE_AUTO;
+    else if (value_is(value, len, "stop"))
+        options->scan_mode = SCAN_MODE_STOP;
+    else
+        return false;
+    return true;
+}
+
+static bool read_scan_threads(struct options *options, const char *value, size_t len)
+{
+    uint64_t number;
+    if (!parse_unsigned(value, len, &number) || number > SCAN_THREADS_MAX)
+        return false;
+    options->scan_threads = (unsigned)number;
+    return true;
+}
+
 static bool read_scan(struct options *options, const char *value, size_t len)
 {
     return parse_bool(value, len, &options->scan);
@@ -281,6 +301,10 @@ static const struct option_key option_keys[] = {
                                                "fallbacks of an old kernel)" },
     { "quarantine_max", read_quarantine_max, "a non-zero size, e.g. quarantine_max=1G" },
     { "scan", read_scan, "'on' or 'off'" },
+    { "scan_mode", read_scan_mode, "'auto' (mostly concurrent where the kernel can track writes) or "
+                                   "'stop' (the world stopped for the whole scan)" },
+    { "scan_threads", read_scan_threads, "0 (the online CPUs) or a count of marking threads from 1 to "
+                                         STRINGIFY(SCAN_THREADS_MAX) },
     { "exclude", read_exclude, "up to " STRINGIFY(OPTIONS_EXCLUDE_MAX) " module file names separated by ':', "
                                "e.g. exclude=libc.so.6:libfoo.so" },
     { "stats", read_stats, "0 or 1" },

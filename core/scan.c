@@ -14,15 +14,15 @@
 
 static struct {
     uint64_t *quarantined; /* snapshot: 1 = chunk is in quarantine (span heads and tails) */
-    uint64_t *marked;
+    uint64_t *marked;      /* set by any marking thread (atomic) */
     size_t bitmap_words;
     uint64_t snapshot_chunks;
-    uint64_t words_scanned;
-    uint64_t marks;
-    const struct scan_source *source;
+    uint64_t words_scanned; /* atomic */
+    uint64_t marks;         /* atomic */
+    spin_lock kept_lock;
     unsigned kept_count;
     struct scan_kept kept[SCAN_KEPT_MAX];
-} scan_state;
+} scan_state = { .kept_lock = SPIN_LOCK_INIT };
 static scan_kernel_fn scan_kernel;
 
 static bool ensure_bitmaps(void)
@@ -60,47 +60,51 @@ uint64_t scan_snapshot(void)
     return scan_state.snapshot_chunks;
 }
 
-static void remember_referrer(uint32_t chunk, const uintptr_t *location, uintptr_t value)
+static void remember_referrer(uint32_t chunk, const uintptr_t *location, uintptr_t value,
+                              const struct scan_source *source)
 {
     uint32_t head = core.chunks[chunk].span_head;
-    for (unsigned i = 0; i < scan_state.kept_count; i++)
-        if (scan_state.kept[i].chunk == head)
-            return;
-    if (scan_state.kept_count == SCAN_KEPT_MAX)
-        return;
-    struct scan_kept *kept = &scan_state.kept[scan_state.kept_count++];
-    const struct scan_source *source = scan_state.source;
-    kept->chunk = head;
-    kept->location = (uintptr_t)location;
-    kept->value = value;
-    kept->kind = source ? source->kind : REFERRER_NONE;
-    kept->thread_number = source ? source->thread_number : 0;
-    kept->name[0] = '\0';
-    if (source && source->name) {
-        size_t len = strlen(source->name);
-        if (len >= sizeof kept->name)
-            len = sizeof kept->name - 1;
-        memcpy(kept->name, source->name, len);
-        kept->name[len] = '\0';
+    spin_lock_acquire(&scan_state.kept_lock);
+    bool known = false;
+    for (unsigned i = 0; i < scan_state.kept_count && !known; i++)
+        known = scan_state.kept[i].chunk == head;
+    if (!known && scan_state.kept_count < SCAN_KEPT_MAX) {
+        struct scan_kept *kept = &scan_state.kept[scan_state.kept_count++];
+        kept->chunk = head;
+        kept->location = (uintptr_t)location;
+        kept->value = value;
+        kept->kind = source ? source->kind : REFERRER_NONE;
+        kept->thread_number = source ? source->thread_number : 0;
+        kept->name[0] = '\0';
+        if (source && source->name) {
+            size_t len = strlen(source->name);
+            if (len >= sizeof kept->name)
+                len = sizeof kept->name - 1;
+            memcpy(kept->name, source->name, len);
+            kept->name[len] = '\0';
+        }
     }
+    spin_lock_release(&scan_state.kept_lock);
 }
 
-void scan_candidate(const uintptr_t *location, uintptr_t value)
+void scan_candidate(const uintptr_t *location, uintptr_t value, const struct scan_source *source)
 {
     uint32_t chunk = chunk_index_of((const void *)value);
-    if (!bit_test(scan_state.quarantined, chunk) || bit_test(scan_state.marked, chunk))
+    if (!bit_test(scan_state.quarantined, chunk) || !bit_test_and_set_atomic(scan_state.marked, chunk))
         return;
-    bit_set(scan_state.marked, chunk);
-    scan_state.marks++;
-    remember_referrer(chunk, location, value);
+    __atomic_add_fetch(&scan_state.marks, 1, __ATOMIC_RELAXED);
+    remember_referrer(chunk, location, value, source);
 }
 
-void scan_kernel_scalar(const uintptr_t *words, size_t count)
+void scan_kernel_scalar(const uintptr_t *words, size_t count, const struct scan_source *source)
 {
     uintptr_t base = core_config.base, size = core_config.size;
-    for (size_t i = 0; i < count; i++)
-        if (unlikely(words[i] - base < size))
-            scan_candidate(&words[i], words[i]);
+    for (size_t i = 0; i < count; i++) {
+        /* One load per word: the program may be writing it meanwhile (concurrent phase). */
+        uintptr_t word = __atomic_load_n(&words[i], __ATOMIC_RELAXED);
+        if (unlikely(word - base < size))
+            scan_candidate(&words[i], word, source);
+    }
 }
 
 void scan_range(uintptr_t start, uintptr_t end, const struct scan_source *source)
@@ -109,10 +113,9 @@ void scan_range(uintptr_t start, uintptr_t end, const struct scan_source *source
     end &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
     if (end <= start)
         return;
-    scan_state.source = source;
     size_t count = (end - start) / sizeof(uintptr_t);
-    scan_kernel((const uintptr_t *)start, count);
-    scan_state.words_scanned += count;
+    scan_kernel((const uintptr_t *)start, count, source);
+    __atomic_add_fetch(&scan_state.words_scanned, count, __ATOMIC_RELAXED);
 }
 
 uint64_t scan_release_unmarked(void)
@@ -176,7 +179,7 @@ void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void
 
 uint64_t scan_marked_chunks(void)
 {
-    return scan_state.marks;
+    return __atomic_load_n(&scan_state.marks, __ATOMIC_RELAXED);
 }
 
 unsigned scan_kept(const struct scan_kept **kept)

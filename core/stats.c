@@ -30,6 +30,8 @@ const struct counter_field core_counter_fields[] = {
     CORE_FIELD(bytes_recycled),     CORE_FIELD(scans),              CORE_FIELD(scan_bytes),
     CORE_FIELD(scan_giveups),       CORE_FIELD(scan_ns),            CORE_FIELD(scan_pause_last_ns),
     CORE_FIELD(scan_pause_max_ns),  CORE_FIELD(scan_chunks_kept_last),
+    CORE_FIELD(scans_concurrent),   CORE_FIELD(scan_concurrent_ns), CORE_FIELD(scan_stopped_bytes),
+    CORE_FIELD(scan_threads_last),
     CORE_FIELD(dangling_accesses),  CORE_FIELD(fallback_allocs),    CORE_FIELD(reserve_exhausted),
 };
 const unsigned core_counter_field_count = sizeof core_counter_fields / sizeof core_counter_fields[0];

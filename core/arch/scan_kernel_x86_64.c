@@ -10,7 +10,8 @@
 
 #include <immintrin.h>
 
-__attribute__((target("avx2"))) static void scan_kernel_avx2(const uintptr_t *words, size_t count)
+__attribute__((target("avx2"))) static void scan_kernel_avx2(const uintptr_t *words, size_t count,
+                                                             const struct scan_source *source)
 {
     const uint64_t sign = (uint64_t)1 << 63;
     const __m256i base = _mm256_set1_epi64x((long long)core_config.base);
@@ -25,9 +26,9 @@ __attribute__((target("avx2"))) static void scan_kernel_avx2(const uintptr_t *wo
             hit = _mm256_or_si256(hit, _mm256_cmpgt_epi64(limit, offset));
         }
         if (unlikely(!_mm256_testz_si256(hit, hit)))
-            scan_kernel_scalar(words + i, 16);
+            scan_kernel_scalar(words + i, 16, source);
     }
-    scan_kernel_scalar(words + i, count - i);
+    scan_kernel_scalar(words + i, count - i, source);
 }
 
 scan_kernel_fn scan_kernel_select(void)

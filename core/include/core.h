@@ -506,7 +506,9 @@ struct scan_kept {
 /* 1. Under the core's lock, world running: returns the number of quarantined chunks
  *    (0: nothing to do). */
 uint64_t scan_snapshot(void);
-/* 2. World stopped: read [start, end) (8-byte aligned inside) as candidate pointers. */
+/* 2. Marking, from any number of threads at once, world stopped or not (the caller makes sure
+ *    that what it reads while the program runs is read again if written meanwhile): read
+ *    [start, end) (8-byte aligned inside) as candidate pointers. */
 void scan_range(uintptr_t start, uintptr_t end, const struct scan_source *source);
 /* 2. World stopped: calls visit with the accessible part of every live chunk. */
 void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data);
@@ -537,6 +539,10 @@ struct core_counters {
     uint64_t scan_pause_last_ns;
     uint64_t scan_pause_max_ns;
     uint64_t scan_chunks_kept_last;
+    uint64_t scans_concurrent;       /* scans that read most of memory with the world running */
+    uint64_t scan_concurrent_ns;     /* time spent in their concurrent phases */
+    uint64_t scan_stopped_bytes;     /* bytes read with the world stopped (pages written meanwhile too) */
+    uint64_t scan_threads_last;      /* marking threads of the last scan */
     uint64_t dangling_accesses;
     uint64_t fallback_allocs;
     uint64_t reserve_exhausted;

@@ -13,6 +13,10 @@
 #include <stdint.h>
 
 enum on_dangling_action { ON_DANGLING_ABORT, ON_DANGLING_RECOVER };
+/* auto: mostly concurrent where the kernel tracks writes, else stop-the-world; stop: always
+ * stop the world for the whole scan. */
+enum scan_mode { SCAN_MODE_AUTO, SCAN_MODE_STOP };
+#define SCAN_THREADS_MAX 16
 
 #define OPTIONS_PATH_MAX 1024
 #define OPTIONS_EXCLUDE_MAX 16
@@ -30,6 +34,8 @@ struct options {
     size_t quarantine_max;
     bool quarantine_max_given;
     bool scan;
+    enum scan_mode scan_mode;
+    unsigned scan_threads; /* marking threads, the scanning one included; 0: the online CPUs */
     unsigned exclude_count;
     char exclude[OPTIONS_EXCLUDE_MAX][OPTIONS_MODULE_NAME_MAX];
     bool stats;

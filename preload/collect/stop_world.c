@@ -110,6 +110,9 @@ static bool world_has(const struct stopped_world *world, pid_t tid)
     for (unsigned i = 0; i < world->count; i++)
         if (world->threads[i].tid == tid)
             return true;
+    for (unsigned i = 0; i < world->leave_running_count; i++)
+        if (world->leave_running[i] == tid)
+            return true;
     return false;
 }
 

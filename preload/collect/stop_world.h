@@ -30,6 +30,9 @@ struct stopped_world {
     unsigned count;
     struct stopped_thread *threads; /* in metadata: skipped by the scan, read explicitly */
     pid_t unresponsive_tid;         /* set when stopping failed */
+    /* Threads not to stop besides the caller: arenashim's marking threads. */
+    unsigned leave_running_count;
+    pid_t leave_running[16];
 };
 
 void stop_world_init(void);

@@ -19,6 +19,7 @@
 #include "arch.h"
 #include "dangling.h"
 #include "log.h"
+#include "scan_workers.h"
 #include "stats_out.h"
 #include "sys.h"
 
@@ -87,6 +88,10 @@ static void chain_to_program(int signal, siginfo_t *info, void *context)
 static void segv_handler(int signal, siginfo_t *info, void *context)
 {
     int saved_errno = errno;
+    /* A marking thread reading memory the program unmapped meanwhile: its job is abandoned
+     * (does not return). */
+    if (info->si_code > 0 && scan_workers_recover_fault(info))
+        return;
     struct dangling_info dangling;
     if (info->si_code > 0 && dangling_lookup((uintptr_t)info->si_addr, &dangling)) {
         stats_add(&core_counters.dangling_accesses, 1);

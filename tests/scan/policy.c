@@ -6,7 +6,8 @@
  *
  * mode "auto" (run with quarantine_max=4M): dead chunks are made one region at a time
  * without ever calling arenashim_collect(): no scan while quarantine holds at most 4 MiB,
- * then scans run by themselves, release the chunks, and new regions reuse them.
+ * then scans run by themselves (on the collector thread), release the chunks, and new
+ * regions reuse them.
  */
 #include "scanutil.h"
 
@@ -45,6 +46,14 @@ static int run_auto(void)
         su_clear_stack();
         su_scrub_registers();
         su_make_dead(SPAN_OBJECT_BYTES, 0, NULL, NULL);
+    }
+    /* Scans run on the collector thread: give the last one time to finish (it is asked for
+     * at once; the region ends do not wait for it). */
+    for (double deadline = su_now() + 10; su_now() < deadline;) {
+        su_stats_refresh();
+        if (su_json_number("quarantine_bytes") <= 5 * CHUNK_BYTES)
+            break;
+        usleep(10000);
     }
     su_stats_refresh();
     unsigned long long scans = su_json_number("scans");
