@@ -90,6 +90,32 @@ def giveup_warned_once(result):
     return None
 
 
+def kernel_tracks_writes():
+    """PAGEMAP_SCAN and asynchronous userfaultfd write protection: Linux 6.7 and later."""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (6, 7)
+    except (ValueError, IndexError):
+        return False
+
+
+def expect_path(kind):
+    """The race program's last line says how many of its scans were concurrent: all of them
+    where the kernel tracks writes and the options allow, none otherwise."""
+    def check(result):
+        m = re.search(r"scans (\d+) \((\d+) concurrent\)", result.stdout)
+        if m is None:
+            return "no 'scans N (M concurrent)' line"
+        scans, concurrent = int(m.group(1)), int(m.group(2))
+        want_concurrent = kind == "concurrent" and kernel_tracks_writes()
+        if want_concurrent and concurrent != scans:
+            return "%d of %d scans were concurrent on a kernel that tracks writes" % (concurrent, scans)
+        if not want_concurrent and concurrent != 0:
+            return "%d scans were concurrent (expected none)" % concurrent
+        return None
+    return check
+
+
 def make_cases(binary_dir):
     hide = os.path.join(binary_dir, "hide")
     tls_lib = os.path.join(binary_dir, "libscantls.so")
@@ -132,6 +158,14 @@ def make_cases(binary_dir):
              check=giveup_warned_once, max_seconds=8),
         Case("stress_4_threads_3s", [os.path.join(binary_dir, "stress"), "3"], "quarantine_max=4M",
              timeout=30, max_seconds=15),
+        # The lost-pointer race: concurrent (where the kernel tracks writes), the world
+        # stopped throughout, and one marking thread.
+        Case("race_lost_pointer_concurrent", [os.path.join(binary_dir, "race"), "3"], "",
+             timeout=60, max_seconds=30, check=expect_path("concurrent")),
+        Case("race_lost_pointer_stop", [os.path.join(binary_dir, "race"), "2"], "scan_mode=stop",
+             timeout=60, max_seconds=30, check=expect_path("stop")),
+        Case("race_lost_pointer_one_thread", [os.path.join(binary_dir, "race"), "2"],
+             "scan_threads=1", timeout=60, max_seconds=30),
         Case("scan_off_never_scans", [os.path.join(binary_dir, "policy"), "off"], "scan=off"),
         Case("quarantine_max_triggers_scans", [os.path.join(binary_dir, "policy"), "auto"],
              "quarantine_max=4M"),

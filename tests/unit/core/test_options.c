@@ -336,6 +336,24 @@ static void test_kernel_features(void)
     CHECK_INVALID("kernel_features=NONE", "kernel_features");
 }
 
+static void test_scan_options(void)
+{
+    CHECK_VALID("verbose=0");
+    CHECK_EQ(parsed.scan_mode, SCAN_MODE_AUTO);
+    CHECK_EQ(parsed.scan_threads, 0); /* the online CPUs */
+    CHECK_VALID("scan_mode=stop,scan_threads=3");
+    CHECK_EQ(parsed.scan_mode, SCAN_MODE_STOP);
+    CHECK_EQ(parsed.scan_threads, 3);
+    CHECK_VALID("scan_mode=stop,scan_mode=auto,scan_threads=16");
+    CHECK_EQ(parsed.scan_mode, SCAN_MODE_AUTO);
+    CHECK_EQ(parsed.scan_threads, 16);
+    CHECK_INVALID("scan_mode=concurrent", "scan_mode");
+    CHECK_INVALID("scan_mode=", "scan_mode");
+    CHECK_INVALID("scan_threads=17", "scan_threads");
+    CHECK_INVALID("scan_threads=-1", "scan_threads");
+    CHECK_INVALID("scan_threads=", "scan_threads");
+}
+
 static void test_all_keys_together(void)
 {
     CHECK_VALID("chunk_size=4M,reserve=1T,on_dangling=recover,partial_reuse=1,"
@@ -452,6 +470,7 @@ static const struct test_case cases[] = {
     TEST_CASE(trace_allocs),
     TEST_CASE(verbose),
     TEST_CASE(kernel_features),
+    TEST_CASE(scan_options),
     TEST_CASE(all_keys_together),
     TEST_CASE(unknown_and_malformed),
     TEST_CASE(error_buffer),
