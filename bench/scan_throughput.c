@@ -1,7 +1,8 @@
 /*
  * scan_throughput.c — the conservative scan's speed against a plain read of the same memory.
  *
- * Usage: scan_throughput SIZE [REPS]     SIZE like 100M, 1G, 4G (binary units: MiB, GiB)
+ * Usage: scan_throughput SIZE [REPS [WRITE_PERCENT]]
+ *        SIZE like 256M, 1G, 4G (binary units: MiB, GiB); WRITE_PERCENT default 1
  *
  * Allocates a heap of SIZE bytes with malloc outside any region, in blocks of 256 KiB, and
  * fills it with a mix of words: pointers into other heap blocks (1 in 4), small integers and
@@ -17,9 +18,17 @@
  *           delta scan_ns (scan_ns is the stop-the-world pause, which includes reading
  *           /proc/self/maps and pagemap), and the pause is scan_pause_last_ns.
  *
+ * While the scans run, a writer thread stores into a fixed random WRITE_PERCENT of the heap's
+ * pages, one word at a time without pause (a program that keeps a small working set hot): in a
+ * concurrent scan those pages are read again with the world stopped.  Reported beside the
+ * pause: the concurrent phase's time, the bytes read with the world stopped, the marking
+ * threads, the scan's throughput over both phases (scan_bytes / (concurrent + pause)), and
+ * the writer's slowdown during arenashim_collect() against the 20 ms just before it.
+ *
  * Prints medians as "RESULT <name> <value>" lines (run_micro.py parses them) and a summary.
  */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +163,37 @@ static void fill(uint64_t **blocks, size_t count, void **arena_objects, unsigned
     }
 }
 
+/* --- the writer -------------------------------------------------------------------------- */
+
+static uint64_t **writer_pages; /* one word pointer per hot page */
+static size_t writer_page_count;
+static uint64_t writer_writes;  /* atomic */
+static volatile int writer_stop;
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    uint64_t state = 0x9e3779b97f4a7c15ull, count = 0;
+    while (!writer_stop) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        uint64_t *page = writer_pages[(size_t)(state % writer_page_count)];
+        page[(state >> 32) & 511] = (state >> 16) & 0xffff;
+        if ((++count & 255) == 0)
+            __atomic_store_n(&writer_writes, count, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static double writes_per_ns_over(uint64_t ns)
+{
+    uint64_t w0 = __atomic_load_n(&writer_writes, __ATOMIC_RELAXED), t0 = now_ns();
+    while (now_ns() - t0 < ns) {
+    }
+    return (double)(__atomic_load_n(&writer_writes, __ATOMIC_RELAXED) - w0) / (double)(now_ns() - t0);
+}
+
 /* Region garbage: small objects in a region that ends, so whole chunks go to quarantine. */
 static void make_garbage(void)
 {
@@ -199,6 +239,7 @@ int main(int argc, char **argv)
         return 2;
     }
     unsigned reps = argc > 2 ? (unsigned)atoi(argv[2]) : 5;
+    double write_percent = argc > 3 ? atof(argv[3]) : 1.0;
     if (reps < 1)
         reps = 1;
     if (reps > MAX_REPS)
@@ -254,20 +295,46 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* The writer's hot pages: a fixed random WRITE_PERCENT of the heap's. */
+    size_t pages = count * (BLOCK_BYTES / 4096);
+    writer_page_count = (size_t)((double)pages * write_percent / 100.0);
+    pthread_t writer_thread;
+    int writing = 0;
+    if (writer_page_count > 0) {
+        writer_pages = malloc(writer_page_count * sizeof *writer_pages);
+        if (writer_pages == NULL)
+            return 1;
+        /* Whole pages: jemalloc places a large block at a random offset within its first
+         * page (cache-oblivious layout), so a block's "page k" straddles two. */
+        size_t per_block = BLOCK_BYTES / 4096 - 1;
+        for (size_t i = 0; i < writer_page_count; i++) {
+            size_t page = (size_t)(next_random() % (count * per_block));
+            uintptr_t at = (uintptr_t)blocks[page / per_block] + (page % per_block) * 4096;
+            writer_pages[i] = (uint64_t *)((at + 4095) & ~(uintptr_t)4095);
+        }
+        writing = pthread_create(&writer_thread, NULL, writer, NULL) == 0;
+    }
+
     double scan_gbps[MAX_REPS], pause_ms[MAX_REPS], collect_ms[MAX_REPS], scanned_mb[MAX_REPS];
+    double concurrent_ms[MAX_REPS], stopped_mb[MAX_REPS], total_gbps[MAX_REPS], slowdown[MAX_REPS];
+    uint64_t threads = 0, concurrent_scans = 0;
     make_garbage();
-    arenashim_collect(); /* warm-up: bitmaps, maps buffer, pagemap */
+    arenashim_collect(); /* warm-up: bitmaps, maps buffer, pagemap, threads, arming */
     unsigned done = 0;
     for (unsigned r = 0; r < reps; r++) {
         make_garbage();
         char *before = stats();
+        double idle_rate = writing ? writes_per_ns_over(20 * 1000 * 1000) : 0;
+        uint64_t writes_before = __atomic_load_n(&writer_writes, __ATOMIC_RELAXED);
         uint64_t start = now_ns();
         arenashim_collect();
         uint64_t elapsed = now_ns() - start;
+        uint64_t writes = __atomic_load_n(&writer_writes, __ATOMIC_RELAXED) - writes_before;
         char *after = stats();
         uint64_t scans = stat_value(after, "scans") - stat_value(before, "scans");
         uint64_t bytes = stat_value(after, "scan_bytes") - stat_value(before, "scan_bytes");
         uint64_t ns = stat_value(after, "scan_ns") - stat_value(before, "scan_ns");
+        uint64_t concurrent_ns = stat_value(after, "scan_concurrent_ns") - stat_value(before, "scan_concurrent_ns");
         uint64_t released = stat_value(after, "chunks_released") - stat_value(before, "chunks_released");
         if (scans != 1 || ns == 0) {
             printf("# repetition %u: no scan ran (scans +%llu); skipped\n", r, (unsigned long long)scans);
@@ -276,6 +343,13 @@ int main(int argc, char **argv)
             pause_ms[done] = (double)stat_value(after, "scan_pause_last_ns") / 1e6;
             collect_ms[done] = (double)elapsed / 1e6;
             scanned_mb[done] = (double)bytes / 1e6;
+            concurrent_ms[done] = (double)concurrent_ns / 1e6;
+            stopped_mb[done] = (double)(stat_value(after, "scan_stopped_bytes") -
+                                        stat_value(before, "scan_stopped_bytes")) / 1e6;
+            total_gbps[done] = (double)bytes / (double)(ns + concurrent_ns);
+            slowdown[done] = writing && writes ? idle_rate / ((double)writes / (double)elapsed) : 0;
+            threads = stat_value(after, "scan_threads_last");
+            concurrent_scans += stat_value(after, "scans_concurrent") - stat_value(before, "scans_concurrent");
             if (r == 0)
                 printf("# scan read %.1f MB (heap %.1f MB); released %llu chunks\n", (double)bytes / 1e6,
                        (double)(count * BLOCK_BYTES) / 1e6, (unsigned long long)released);
@@ -284,18 +358,32 @@ int main(int argc, char **argv)
         free(before);
         free(after);
     }
+    writer_stop = 1;
+    if (writing)
+        pthread_join(writer_thread, NULL);
     if (done == 0) {
         printf("# no scan measured\n");
         return 1;
     }
     double scan = median(scan_gbps, done);
+    double pause = median(pause_ms, done);
     printf("RESULT scan_gbps %.3f\n", scan);
     printf("RESULT scan_bytes %.0f\n", median(scanned_mb, done) * 1e6);
-    printf("RESULT pause_ms %.3f\n", median(pause_ms, done));
+    printf("RESULT pause_ms %.3f\n", pause);
+    printf("RESULT pause_ms_per_gib %.3f\n", pause / ((double)(count * BLOCK_BYTES) / (1 << 30)));
     printf("RESULT collect_ms %.3f\n", median(collect_ms, done));
+    printf("RESULT concurrent_ms %.3f\n", median(concurrent_ms, done));
+    printf("RESULT stopped_mb %.3f\n", median(stopped_mb, done));
+    printf("RESULT total_gbps %.3f\n", median(total_gbps, done));
+    printf("RESULT writer_slowdown %.3f\n", median(slowdown, done));
+    printf("RESULT threads %llu\n", (unsigned long long)threads);
+    printf("RESULT concurrent %llu\n", (unsigned long long)(concurrent_scans == done));
     printf("RESULT ratio %.3f\n", scan / read);
-    printf("# %.1f MiB heap: read %.2f GB/s, scan %.2f GB/s (%.0f%% of read), pause %.2f ms\n",
-           (double)heap_bytes / 1048576.0, read, scan, 100.0 * scan / read, median(pause_ms, done));
+    printf("# %.1f MiB heap: read %.2f GB/s, pause %.2f ms (%s, %llu threads), concurrent phase %.2f ms, "
+           "%.1f MB read stopped; writer %.2fx slower during the scan\n",
+           (double)heap_bytes / 1048576.0, read, pause, concurrent_scans == done ? "concurrent" : "stopped",
+           (unsigned long long)threads, median(concurrent_ms, done), median(stopped_mb, done),
+           median(slowdown, done));
     if (arena)
         arenashim_arena_free(arena);
     return 0;

@@ -20,6 +20,7 @@ static struct {
     uint64_t words_scanned; /* atomic */
     uint64_t marks;         /* atomic */
     spin_lock kept_lock;
+    uint32_t *live_end;     /* scratch: per chunk, where its live bytes end */
     unsigned kept_count;
     struct scan_kept kept[SCAN_KEPT_MAX];
 } scan_state = { .kept_lock = SPIN_LOCK_INIT };
@@ -33,8 +34,9 @@ static bool ensure_bitmaps(void)
     scan_state.quarantined = metadata_map(words * sizeof(uint64_t));
     scan_state.marked = metadata_map(words * sizeof(uint64_t));
     scan_state.bitmap_words = words;
+    scan_state.live_end = metadata_map(sizeof(uint32_t) * core_config.chunk_count);
     scan_kernel = scan_kernel_select();
-    return scan_state.quarantined && scan_state.marked;
+    return scan_state.quarantined && scan_state.marked && scan_state.live_end;
 }
 
 uint64_t scan_snapshot(void)
@@ -161,9 +163,48 @@ uint64_t scan_release_unmarked(void)
     return released;
 }
 
+/* Where the bytes that may hold objects end in a chunk that is some region's current chunk or
+ * a thread's spare: handed out up to the cursor, or (a spare) up to its offset; the rest was
+ * never handed out since the chunk was taken (pages moved in hold a dead chunk's old bytes).
+ * Threads are stopped, perhaps midway through taking or giving a chunk: a chunk found in
+ * neither place keeps its whole range, and a cursor outside its chunk counts for nothing. */
+static void limit_to_handed_out(uint32_t *live_end)
+{
+    if (!spin_try_lock(&core.threads_lock))
+        return; /* a thread stopped while holding it: read every live chunk whole */
+    for (struct thread_state *t = core.all_threads; t; t = t->next_all) {
+        if (!__atomic_load_n(&t->alive, __ATOMIC_ACQUIRE))
+            continue;
+        unsigned spares = t->spare_count < THREAD_SPARE_CHUNKS ? t->spare_count : THREAD_SPARE_CHUNKS;
+        for (unsigned i = 0; i < spares; i++) {
+            uint32_t chunk = t->spares[i].chunk;
+            if (chunk < core_config.chunk_count && t->spares[i].offset <= core_config.chunk_size)
+                live_end[chunk] = t->spares[i].offset;
+        }
+        for (const struct region *r = t->innermost; r; r = r->outer) {
+            if (r->current_chunk == 0 || r->current_chunk > core_config.chunk_count)
+                continue;
+            uint32_t chunk = r->current_chunk - 1;
+            uintptr_t start = (uintptr_t)chunk_address(chunk), cursor = (uintptr_t)r->cursor;
+            if (cursor >= start && cursor <= start + core_config.chunk_size)
+                live_end[chunk] = (uint32_t)align_up(cursor - start, PAGE_SIZE_BYTES);
+        }
+    }
+    spin_lock_release(&core.threads_lock);
+}
+
 void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
 {
-    for (size_t w = 0; w < bitmap_words(core_config.chunk_count); w++) {
+    uint32_t *live_end = scan_state.live_end;
+    size_t words = bitmap_words(core_config.chunk_count);
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
+            uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
+            if (index < core_config.chunk_count)
+                live_end[index] = (uint32_t)core_config.chunk_size;
+        }
+    limit_to_handed_out(live_end);
+    for (size_t w = 0; w < words; w++) {
         for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
             uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
             if (index >= core_config.chunk_count)
@@ -172,7 +213,9 @@ void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void
             if (__atomic_load_n(&meta->state, __ATOMIC_ACQUIRE) != CHUNK_LIVE)
                 continue;
             uintptr_t chunk = (uintptr_t)chunk_address(index);
-            visit(chunk + __atomic_load_n(&meta->faulted_end, __ATOMIC_ACQUIRE), chunk + core_config.chunk_size, data);
+            uint32_t from = __atomic_load_n(&meta->faulted_end, __ATOMIC_ACQUIRE);
+            if (live_end[index] > from)
+                visit(chunk + from, chunk + live_end[index], data);
         }
     }
 }

@@ -510,7 +510,9 @@ uint64_t scan_snapshot(void);
  *    that what it reads while the program runs is read again if written meanwhile): read
  *    [start, end) (8-byte aligned inside) as candidate pointers. */
 void scan_range(uintptr_t start, uintptr_t end, const struct scan_source *source);
-/* 2. World stopped: calls visit with the accessible part of every live chunk. */
+/* 2. World stopped: calls visit with the part of every live chunk that may hold objects, live
+ *    or dead but readable: a region's current chunk up to its cursor, a spare up to its offset,
+ *    any other live chunk (retired, a span, an arena's) whole, from faulted_end. */
 void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data);
 /* 3. World running: releases every snapshot span none of whose chunks was marked; returns
  *    chunks released. */

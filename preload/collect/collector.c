@@ -179,8 +179,10 @@ static void scan_once(const struct roots_caller *caller, const jmp_buf *register
         return;
     }
     bool roots_read = roots_scan_stopped(walk, maps_buffer, MAPS_BUFFER_BYTES, registers);
-    resume_world(&world);
+    /* The pause ends when the threads may run: a woken thread may take this CPU before the
+     * collector reads the clock again. */
     figures.pause_ns = monotonic_ns() - stop_start;
+    resume_world(&world);
     record_kept(walk);
     if (roots_read) {
         scan_release_unmarked(); /* counted in chunks_released */

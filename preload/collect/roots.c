@@ -44,22 +44,34 @@
 #define NO_SWAP_USE_MINCORE (-1)
 #define READ_EVERYTHING (-2)
 #define JOB_BYTES ((uintptr_t)2 << 20)
+#define WRITTEN_JOB_BYTES ((uintptr_t)64 << 20)
 #define JOBS_MAX ((size_t)1 << 16)
 #define ARMED_MAX ((size_t)1 << 16)
 #define SKIP_MAX (METADATA_RANGES_MAX + 32)
 #define NO_ARMED_RANGE UINT32_MAX
 #define STACKS_MAX 4096
 
+enum job_kind {
+    JOB_READ,         /* its present pages, less the skipped ranges */
+    JOB_READ_PRESENT, /* pages known to be present (written since arming) */
+    JOB_READ_WRITTEN, /* stop: the pages written since arming, asked of write tracking;
+                       * all of it when the range is no longer tracked */
+    JOB_PRECLEAN,     /* world running, after the first read: the pages written meanwhile,
+                       * protected again, read again */
+};
+
 struct root_job {
     uintptr_t start, end;
     struct scan_source source;
     uint32_t armed; /* the armed range it reads (concurrent phase), or NO_ARMED_RANGE */
+    uint8_t kind;   /* enum job_kind */
 };
 
 /* A range the concurrent phase armed and read; `complete` falls when a job of it faulted. */
 struct armed_range {
     uintptr_t start, end;
     bool complete;
+    struct scan_source source; /* its name points into the maps buffer of the concurrent phase */
 };
 
 struct scan_walk {
@@ -135,14 +147,6 @@ static void read_without_skipped(struct job_reader *reader, uintptr_t start, uin
     }
 }
 
-static void run_job(size_t index, void *data)
-{
-    struct scan_walk *walk = data;
-    const struct root_job *job = &walk->jobs[index];
-    struct job_reader reader = { walk, &job->source };
-    read_without_skipped(&reader, job->start, job->end);
-}
-
 static void job_faulted(size_t index, void *data)
 {
     struct scan_walk *walk = data;
@@ -150,6 +154,33 @@ static void job_faulted(size_t index, void *data)
     if (armed != NO_ARMED_RANGE)
         __atomic_store_n(&walk->armed[armed].complete, false, __ATOMIC_RELAXED);
 }
+
+static void run_job(size_t index, void *data)
+{
+    struct scan_walk *walk = data;
+    const struct root_job *job = &walk->jobs[index];
+    struct job_reader reader = { walk, &job->source };
+    switch (job->kind) {
+    case JOB_READ_PRESENT:
+        read_present_run(job->start, job->end, &reader);
+        break;
+    case JOB_PRECLEAN:
+        /* A range no longer tracked is read whole in the stop (complete falls). */
+        if (!write_tracking_written_rearm(job->start, job->end, read_present_run, &reader))
+            job_faulted(index, data);
+        break;
+    case JOB_READ_WRITTEN:
+        /* The walk of the page tables is the stop's main cost for a large heap: it runs on
+         * every marking thread, a slice each. */
+        if (!write_tracking_written(job->start, job->end, read_present_run, &reader))
+            read_without_skipped(&reader, job->start, job->end);
+        break;
+    default:
+        read_without_skipped(&reader, job->start, job->end);
+        break;
+    }
+}
+
 
 static void run_jobs(struct scan_walk *walk)
 {
@@ -160,20 +191,29 @@ static void run_jobs(struct scan_walk *walk)
 }
 
 /* Queues [start, end) in jobs of at most JOB_BYTES; a full queue is run first. */
-static void add_jobs(struct scan_walk *walk, uintptr_t start, uintptr_t end, const struct scan_source *source,
-                     uint32_t armed)
+static void add_jobs_of(struct scan_walk *walk, uintptr_t start, uintptr_t end, const struct scan_source *source,
+                        uint32_t armed, enum job_kind kind)
 {
+    /* Asking which pages were written costs little per byte: larger slices. */
+    uintptr_t slice = kind == JOB_READ_WRITTEN || kind == JOB_PRECLEAN ? WRITTEN_JOB_BYTES : JOB_BYTES;
     while (start < end) {
         if (walk->job_count == JOBS_MAX)
             run_jobs(walk);
-        uintptr_t piece_end = end - start > JOB_BYTES ? start + JOB_BYTES : end;
+        uintptr_t piece_end = end - start > slice ? start + slice : end;
         struct root_job *job = &walk->jobs[walk->job_count++];
         job->start = start;
         job->end = piece_end;
         job->source = *source;
         job->armed = armed;
+        job->kind = (uint8_t)kind;
         start = piece_end;
     }
+}
+
+static void add_jobs(struct scan_walk *walk, uintptr_t start, uintptr_t end, const struct scan_source *source,
+                     uint32_t armed)
+{
+    add_jobs_of(walk, start, end, source, armed, JOB_READ);
 }
 
 /* --- which mappings, and what they are ------------------------------------------------------ */
@@ -278,7 +318,7 @@ static void arm_piece(struct scan_walk *walk, uintptr_t start, uintptr_t end, vo
     if (walk->armed_count == ARMED_MAX || !write_tracking_arm(start, end))
         return; /* read in the stop */
     uint32_t index = (uint32_t)walk->armed_count++;
-    walk->armed[index] = (struct armed_range){ start, end, true };
+    walk->armed[index] = (struct armed_range){ start, end, true, *source };
     add_jobs(walk, start, end, source, index);
 }
 
@@ -313,6 +353,13 @@ bool roots_scan_concurrent(struct scan_walk *walk, char *maps_buffer, size_t map
         return false;
     }
     run_jobs(walk);
+    /* Precleaning: what the program wrote during the first read is read again now, so that
+     * the stop has only what it writes from here on. */
+    for (size_t i = 0; i < walk->armed_count; i++)
+        if (__atomic_load_n(&walk->armed[i].complete, __ATOMIC_RELAXED))
+            add_jobs_of(walk, walk->armed[i].start, walk->armed[i].end, &walk->armed[i].source,
+                        (uint32_t)i, JOB_PRECLEAN);
+    run_jobs(walk);
     return true;
 }
 
@@ -332,17 +379,6 @@ static size_t first_armed_after(const struct scan_walk *walk, uintptr_t address)
     return low;
 }
 
-struct written_context {
-    struct scan_walk *walk;
-    const struct scan_source *source;
-};
-
-static void add_written_run(uintptr_t start, uintptr_t end, void *data)
-{
-    struct written_context *context = data;
-    add_jobs(context->walk, start, end, context->source, NO_ARMED_RANGE);
-}
-
 /* A piece of a mapping, world stopped: what the concurrent phase read whole and can vouch
  * for, only its written pages; the rest whole. */
 static void add_stopped_piece(struct scan_walk *walk, uintptr_t start, uintptr_t end, void *data)
@@ -358,9 +394,7 @@ static void add_stopped_piece(struct scan_walk *walk, uintptr_t start, uintptr_t
             add_jobs(walk, start, armed->start, source, NO_ARMED_RANGE);
         uintptr_t from = armed->start > start ? armed->start : start;
         uintptr_t to = armed->end < end ? armed->end : end;
-        struct written_context context = { walk, source };
-        if (!armed->complete || !write_tracking_written(from, to, add_written_run, &context))
-            add_jobs(walk, from, to, source, NO_ARMED_RANGE);
+        add_jobs_of(walk, from, to, source, NO_ARMED_RANGE, armed->complete ? JOB_READ_WRITTEN : JOB_READ);
         start = to;
     }
 }

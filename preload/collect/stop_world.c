@@ -202,8 +202,19 @@ static bool thread_gone(pid_t tid)
     return state == 'Z' || state == 'X' || state == 'x';
 }
 
+/* The threads of the last stop leave the handler (where every signal is blocked) before a
+ * new stop looks at their blocked masks; bounded, since a thread may be descheduled.  Waited
+ * for here, not at resume: the pause ends when they may run. */
+static void wait_for_last_stop_to_end(void)
+{
+    uint64_t deadline = monotonic_ns() + 50ull * 1000 * 1000;
+    while (__atomic_load_n(&threads_in_handler, __ATOMIC_ACQUIRE) > 0 && monotonic_ns() < deadline)
+        sched_yield();
+}
+
 bool stop_world(struct stopped_world *world)
 {
+    wait_for_last_stop_to_end();
     pid_t self = (pid_t)syscall(SYS_gettid);
     world->count = 0;
     world->unresponsive_tid = 0;
@@ -259,9 +270,5 @@ void resume_world(struct stopped_world *world)
                      __ATOMIC_RELEASE);
     futex(&resume_generation, FUTEX_WAKE_PRIVATE, 1 << 30);
     __atomic_store_n(&current_world, NULL, __ATOMIC_RELEASE);
-    /* Let the stopped threads leave the handler (where every signal is blocked) before a
-     * next scan looks at their blocked masks; bounded, since a thread may be descheduled. */
-    uint64_t deadline = monotonic_ns() + 50ull * 1000 * 1000;
-    while (__atomic_load_n(&threads_in_handler, __ATOMIC_ACQUIRE) > 0 && monotonic_ns() < deadline)
-        sched_yield();
 }
+

@@ -59,14 +59,14 @@ struct pagemap_scan_arg {
 
 #define PAGEMAP_SCAN_IOCTL _IOWR('f', 16, struct pagemap_scan_arg)
 
-#define RUNS_PER_CALL 4096
+/* Runs per ioctl: a buffer on the caller's stack (several marking threads ask at once). */
+#define RUNS_PER_CALL 256
 
 static struct {
     int state; /* 0 not probed, 1 available, -1 not */
     int userfault_fd;
     int pagemap_fd;
     const char *reason;
-    struct page_region *runs; /* metadata: RUNS_PER_CALL */
 } tracking = { .userfault_fd = -1, .pagemap_fd = -1 };
 
 static long pagemap_scan(uintptr_t start, uintptr_t end, uint64_t flags, struct page_region *runs,
@@ -112,9 +112,6 @@ static bool probe(void)
 {
     if (core_config.options.scan_mode == SCAN_MODE_STOP)
         return unavailable("scan_mode=stop");
-    tracking.runs = metadata_map(sizeof(struct page_region) * RUNS_PER_CALL);
-    if (tracking.runs == NULL)
-        return unavailable("no memory for its buffers");
     /* User-mode faults only: allowed even with vm.unprivileged_userfaultfd=0. */
     tracking.userfault_fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
     if (tracking.userfault_fd < 0)
@@ -126,10 +123,11 @@ static bool probe(void)
     tracking.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (tracking.pagemap_fd < 0)
         return unavailable("/proc/self/pagemap cannot be opened");
-    /* PAGEMAP_SCAN over a page of our own: ENOTTY where the ioctl does not exist. */
+    /* PAGEMAP_SCAN over a page of our own stack: ENOTTY where the ioctl does not exist. */
+    struct page_region runs[RUNS_PER_CALL];
     uint64_t walk_end;
-    uintptr_t page = (uintptr_t)tracking.runs;
-    if (pagemap_scan(page, page + PAGE_SIZE_BYTES, 0, tracking.runs, RUNS_PER_CALL, &walk_end) < 0)
+    uintptr_t page = (uintptr_t)runs & ~(uintptr_t)(PAGE_SIZE_BYTES - 1);
+    if (pagemap_scan(page, page + PAGE_SIZE_BYTES, 0, runs, RUNS_PER_CALL, &walk_end) < 0)
         return unavailable("PAGEMAP_SCAN is missing (Linux 6.7+)");
     tracking.state = 1;
     tracking.reason = NULL;
@@ -171,23 +169,36 @@ bool write_tracking_arm(uintptr_t start, uintptr_t end)
     return true;
 }
 
-bool write_tracking_written(uintptr_t start, uintptr_t end,
-                            void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
+static bool written_runs(uintptr_t start, uintptr_t end, uint64_t flags,
+                         void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
 {
     if (tracking.state <= 0)
         return false;
+    struct page_region runs[RUNS_PER_CALL];
     for (uint64_t from = start; from < end;) {
         uint64_t walk_end = end;
-        long n = pagemap_scan(from, end, SCAN_CHECK_WPASYNC, tracking.runs, RUNS_PER_CALL, &walk_end);
+        long n = pagemap_scan(from, end, flags | SCAN_CHECK_WPASYNC, runs, RUNS_PER_CALL, &walk_end);
         if (n < 0)
             return false;
         for (long i = 0; i < n; i++)
-            visit(tracking.runs[i].start, tracking.runs[i].end, data);
+            visit(runs[i].start, runs[i].end, data);
         if (walk_end <= from)
             return false;
         from = walk_end;
     }
     return true;
+}
+
+bool write_tracking_written(uintptr_t start, uintptr_t end,
+                            void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
+{
+    return written_runs(start, end, 0, visit, data);
+}
+
+bool write_tracking_written_rearm(uintptr_t start, uintptr_t end,
+                                  void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
+{
+    return written_runs(start, end, SCAN_WP_MATCHING, visit, data);
 }
 
 void write_tracking_fork_child(void)

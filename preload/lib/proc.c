@@ -150,12 +150,13 @@ struct run_builder {
     void *data;
     uintptr_t run_start;
     bool in_run;
+    uintptr_t lower; /* the caller's start, inside the first page */
 };
 
 static void run_page(struct run_builder *runs, uintptr_t page, bool present)
 {
     if (present && !runs->in_run) {
-        runs->run_start = page;
+        runs->run_start = page > runs->lower ? page : runs->lower;
         runs->in_run = true;
     } else if (!present && runs->in_run) {
         runs->visit(runs->run_start, page, runs->data);
@@ -166,7 +167,8 @@ static void run_page(struct run_builder *runs, uintptr_t page, bool present)
 /* The rest of the range could not be asked about: read it all (be conservative). */
 static void run_rest_unknown(struct run_builder *runs, uintptr_t page, uintptr_t end)
 {
-    runs->visit(runs->in_run ? runs->run_start : page, end, runs->data);
+    uintptr_t from = runs->in_run ? runs->run_start : page;
+    runs->visit(from > runs->lower ? from : runs->lower, end, runs->data);
 }
 
 static void run_finish(struct run_builder *runs, uintptr_t end)
@@ -180,9 +182,10 @@ void mincore_for_each_present_run(uintptr_t start, uintptr_t end,
                                   void *data)
 {
     unsigned char resident[4096];
-    struct run_builder runs = { visit, data, 0, false };
+    struct run_builder runs = { visit, data, 0, false, start };
+    start &= ~(uintptr_t)(PAGE - 1); /* partial first and last pages count as pages */
     for (uintptr_t page = start; page < end;) {
-        size_t pages = (end - page) / PAGE;
+        size_t pages = (end - page + PAGE - 1) / PAGE;
         if (pages > sizeof resident)
             pages = sizeof resident;
         if (mincore((void *)page, pages * PAGE, resident) != 0) {
@@ -204,9 +207,10 @@ void pagemap_for_each_present_run(int pagemap_fd, uintptr_t start, uintptr_t end
         return;
     }
     uint64_t entries[PAGEMAP_BATCH];
-    struct run_builder runs = { visit, data, 0, false };
+    struct run_builder runs = { visit, data, 0, false, start };
+    start &= ~(uintptr_t)(PAGE - 1);
     for (uintptr_t page = start; page < end;) {
-        size_t pages = (end - page) / PAGE;
+        size_t pages = (end - page + PAGE - 1) / PAGE;
         if (pages > PAGEMAP_BATCH)
             pages = PAGEMAP_BATCH;
         ssize_t got = sys_pread(pagemap_fd, entries, pages * sizeof(uint64_t),

@@ -15,6 +15,7 @@
 #define ARENASHIM_TEST_CHECK_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
