@@ -537,15 +537,37 @@ def target_lines(results, table):
                 r, mib(mine["maxrss_kib"]), mib(theirs["maxrss_kib"])), r <= 1.0,
                 "above the RSS at loop start: %s vs %s MiB" % (
                     mib(mine["loop_rss_kib"]), mib(theirs["loop_rss_kib"])))
-    for row in scan:
+    def number(row, key):
         try:
-            ratio = float(row["ratio"])
+            return float(row[key])
         except (KeyError, TypeError, ValueError):
-            continue
-        add("scan >= 70%% of read bandwidth (%s heap)" % row.get("heap"),
-            "%.0f%% (%s of %s GB/s)" % (ratio * 100, fmt(float(row["scan_gbps"])),
-                                       fmt(float(row["read_gbps"]))), ratio >= 0.7,
-            "pause %s ms" % fmt(float(row["pause_ms"])))
+            return None
+
+    # Issue 12: the pause per GiB of the concurrent path; the parallel stop against one thread.
+    by_path = {(row.get("heap"), row.get("path")): row for row in scan}
+    for (heap, path), row in by_path.items():
+        if path == "concurrent" and number(row, "pause_ms_per_gib") is not None:
+            concurrent = number(row, "concurrent") == 1
+            add("scan pause <= 2 ms per GiB, 1%% of pages written (%s heap)" % heap,
+                "%.2f ms/GiB (%s ms; concurrent phase %s ms)" % (
+                    number(row, "pause_ms_per_gib"), fmt(number(row, "pause_ms"), 2),
+                    fmt(number(row, "concurrent_ms"))),
+                number(row, "pause_ms_per_gib") <= 2.0 if concurrent else None,
+                "writer %.2fx slower during the scan" % (number(row, "writer_slowdown") or 0)
+                if concurrent else "the kernel cannot track writes here: no concurrent path")
+        if path == "stop":
+            single = by_path.get((heap, "stop-1"))
+            if single and number(row, "pause_ms") and number(single, "pause_ms"):
+                r = number(row, "pause_ms") / number(single, "pause_ms")
+                add("stop-the-world pause with %s threads <= 0.6x one thread's (%s heap)" % (
+                    fmt(number(row, "threads"), 0), heap), "%.2fx (%s vs %s ms)" % (
+                    r, fmt(number(row, "pause_ms"), 1), fmt(number(single, "pause_ms"), 1)),
+                    r <= 0.6 if (number(row, "threads") or 1) > 1 else None)
+        if path == "stop-1" and number(row, "ratio") is not None:
+            add("scan >= 70%% of read bandwidth, one thread (%s heap)" % heap,
+                "%.0f%% (%s of %s GB/s)" % (number(row, "ratio") * 100, fmt(number(row, "scan_gbps")),
+                                           fmt(number(row, "read_gbps"))), number(row, "ratio") >= 0.7,
+                "pause %s ms" % fmt(number(row, "pause_ms")))
     leaky = table.get("leaky", {}).get("configs", {})
     glibc_growth = leaky.get("glibc", {}).get("rss_growth_kib")
     for c in ("strict", "partial"):
@@ -719,7 +741,7 @@ def main():
         out += ["### Leaky handler: resident set over time (last round)", ""] + rss_lines + [""]
     targets = target_lines(results, table)
     if targets:
-        out += ["## Targets (issues 6 and 11)", ""] + targets + [""]
+        out += ["## Targets (issues 6, 11 and 12)", ""] + targets + [""]
     if failures:
         out += ["## FAILURES", ""] + ["- " + f.replace("\n", "\n  ") for f in failures] + [""]
     message = chart(os.path.join(results, "bench.png"), configs, table, rss_rows, results)

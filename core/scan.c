@@ -195,15 +195,18 @@ static void limit_to_handed_out(uint32_t *live_end)
 
 void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
 {
-    uint32_t *live_end = scan_state.live_end;
+    /* Without the scratch array (no metadata left) every live chunk is read whole. */
+    uint32_t *live_end = ensure_bitmaps() ? scan_state.live_end : NULL;
     size_t words = bitmap_words(core_config.chunk_count);
-    for (size_t w = 0; w < words; w++)
-        for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
-            uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
-            if (index < core_config.chunk_count)
-                live_end[index] = (uint32_t)core_config.chunk_size;
-        }
-    limit_to_handed_out(live_end);
+    if (live_end) {
+        for (size_t w = 0; w < words; w++)
+            for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
+                uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
+                if (index < core_config.chunk_count)
+                    live_end[index] = (uint32_t)core_config.chunk_size;
+            }
+        limit_to_handed_out(live_end);
+    }
     for (size_t w = 0; w < words; w++) {
         for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
             uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
@@ -214,8 +217,9 @@ void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void
                 continue;
             uintptr_t chunk = (uintptr_t)chunk_address(index);
             uint32_t from = __atomic_load_n(&meta->faulted_end, __ATOMIC_ACQUIRE);
-            if (live_end[index] > from)
-                visit(chunk + from, chunk + live_end[index], data);
+            uint32_t end = live_end ? live_end[index] : (uint32_t)core_config.chunk_size;
+            if (end > from)
+                visit(chunk + from, chunk + end, data);
         }
     }
 }

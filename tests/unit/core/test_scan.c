@@ -75,8 +75,74 @@ static void test_parallel_marks(void)
     }
 }
 
+struct visited {
+    unsigned count;
+    uintptr_t start[64], end[64];
+};
+
+static void note_live(uintptr_t start, uintptr_t end, void *data)
+{
+    struct visited *v = data;
+    if (v->count < 64) {
+        v->start[v->count] = start;
+        v->end[v->count] = end;
+    }
+    v->count++;
+}
+
+/* The range visited for the chunk holding p; false if none. */
+static bool live_range_of(const struct visited *v, const void *p, uintptr_t *start, uintptr_t *end)
+{
+    uintptr_t chunk = (uintptr_t)chunk_address(chunk_index_of(p));
+    for (unsigned i = 0; i < v->count && i < 64; i++)
+        if (v->start[i] >= chunk && v->start[i] < chunk + core_config.chunk_size) {
+            *start = v->start[i];
+            *end = v->end[i];
+            return true;
+        }
+    return false;
+}
+
+static void test_live_ranges_end_where_handed_out(void)
+{
+    /* The stop reads a live chunk only where objects may be: a region's current chunk up to
+     * its cursor (rounded to a page), a spare up to its offset (nothing, in strict mode),
+     * an arena's chunk whole. */
+    test_setup("");
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    char *first = region_alloc(t->innermost, 100);
+    region_end(t, 0); /* its chunk's tail becomes a spare: offset one page in */
+    region_begin(t, MARKER_API, 0);
+    char *current = region_alloc(t->innermost, 10000);
+    REQUIRE(chunk_index_of(current) == chunk_index_of(first));
+    struct region *arena = arena_create(0);
+    char *in_arena = arena_alloc(arena, 64, 0);
+    REQUIRE(in_arena != NULL);
+
+    struct visited v = { 0 };
+    scan_for_each_live_range(note_live, &v);
+    uintptr_t start, end;
+    uintptr_t chunk = (uintptr_t)chunk_address(chunk_index_of(current));
+    REQUIRE(live_range_of(&v, current, &start, &end));
+    CHECK_EQ(start, chunk + core.chunks[chunk_index_of(current)].faulted_end);
+    CHECK_EQ(end, align_up((uintptr_t)t->innermost->cursor, PAGE_SIZE_BYTES));
+    CHECK(end < chunk + core_config.chunk_size);
+    REQUIRE(live_range_of(&v, in_arena, &start, &end));
+    CHECK_EQ(end - (uintptr_t)chunk_address(chunk_index_of(in_arena)), core_config.chunk_size);
+    region_end(t, 0);
+
+    /* Now the chunk is a spare: strict mode faulted what was used, nothing is left to read. */
+    REQUIRE(t->spare_count >= 1);
+    memset(&v, 0, sizeof v);
+    scan_for_each_live_range(note_live, &v);
+    CHECK(!live_range_of(&v, current, &start, &end));
+    arena_destroy(arena, NULL, 0);
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(parallel_marks),
+    TEST_CASE(live_ranges_end_where_handed_out),
 };
 
 int main(int argc, char **argv)
