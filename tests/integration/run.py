@@ -911,6 +911,14 @@ def cases():
                   stderr_first=r"arenashim: revocation: revoke_batch=16 .*page recycling: "
                                r"mremap\(MREMAP_DONTUNMAP\); populating ahead: madvise.*"))
 
+    # A program that uses userfaultfd on its own memory: a concurrent scan took it first (the
+    # documented limit, on kernels that track writes); scan_mode=stop leaves it alone.
+    tracks = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2]) >= (6, 7)
+    c.append(Case("scan/userfaultfd-program-concurrent", [B + "uffd_user"],
+                  stdout_re=r"^register (EBUSY|ok)$" if not tracks else r"^register EBUSY$"))
+    c.append(Case("scan/userfaultfd-program-scan_mode=stop", [B + "uffd_user"], options="scan_mode=stop",
+                  stdout_re=r"^(register ok|userfaultfd unavailable .*)$"))
+
     # 10. Empty regions make no system call.
     c.append(FuncCase("syscalls/empty-regions", syscalls_do_not_scale(0), needs="strace",
                       programs=["empty_regions"]))
