@@ -130,9 +130,12 @@ size_t stats_format_text(char *buf, size_t len)
     human_bytes(recycled, sizeof recycled, c.bytes_recycled);
     text_append(&text, "  faulting         %llu calls, %s (%s of pages recycled); quarantine holds %s\n",
                 (unsigned long long)c.fault_calls, faulted, recycled, quarantined);
-    text_append(&text, "  scans            %llu (%llu bytes read, %.3f ms in all, longest pause %.3f ms, %llu given up)\n",
-                (unsigned long long)c.scans, (unsigned long long)c.scan_bytes, (double)c.scan_ns / 1e6,
-                (double)c.scan_pause_max_ns / 1e6, (unsigned long long)c.scan_giveups);
+    text_append(&text, "  scans            %llu, %llu mostly concurrent (%llu bytes read, %llu with the world stopped; "
+                "%.3f ms stopped in all, longest pause %.3f ms; %llu given up)\n",
+                (unsigned long long)c.scans, (unsigned long long)c.scans_concurrent,
+                (unsigned long long)c.scan_bytes, (unsigned long long)c.scan_stopped_bytes,
+                (double)c.scan_ns / 1e6, (double)c.scan_pause_max_ns / 1e6,
+                (unsigned long long)c.scan_giveups);
     text_append(&text, "  dangling         %llu accesses reported\n", (unsigned long long)c.dangling_accesses);
     if (c.fallback_allocs)
         text_append(&text, "  heap fallback    %llu region allocations served by jemalloc\n",

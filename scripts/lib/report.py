@@ -51,8 +51,9 @@ def main(argv):
     print(f"  faulting         {g('fault_calls', 0)} calls, {human(g('bytes_faulted', 0))} "
           f"({human(g('bytes_recycled', 0))} of pages recycled); quarantine holds "
           f"{human(g('quarantine_bytes', 0))}")
-    print(f"  scans            {g('scans', 0)} ({g('scan_bytes', 0)} bytes read, "
-          f"{g('scan_ns', 0) / 1e6:.3f} ms in all, longest pause {g('scan_pause_max_ns', 0) / 1e6:.3f} ms, "
+    print(f"  scans            {g('scans', 0)}, {g('scans_concurrent', 0)} mostly concurrent "
+          f"({g('scan_bytes', 0)} bytes read, {g('scan_stopped_bytes', 0)} with the world stopped; "
+          f"{g('scan_ns', 0) / 1e6:.3f} ms stopped in all, longest pause {g('scan_pause_max_ns', 0) / 1e6:.3f} ms; "
           f"{g('scan_giveups', 0)} given up)")
     print(f"  dangling         {g('dangling_accesses', 0)} accesses reported")
     for m in g("markers", []):

@@ -116,6 +116,22 @@ def expect_path(kind):
     return check
 
 
+def expect_verbose_path(kind):
+    """verbose=1 names the path scans take, once, at the first scan."""
+    def check(result):
+        lines = [l for l in result.stderr.splitlines() if l.startswith("arenashim: scan: ")]
+        if len(lines) != 1:
+            return "%d 'arenashim: scan:' lines on stderr (expected one)" % len(lines)
+        concurrent = kind == "concurrent" and kernel_tracks_writes()
+        want = "mostly concurrent" if concurrent else "the world stopped throughout"
+        if want not in lines[0]:
+            return "expected %r in: %s" % (want, lines[0])
+        if kind == "stop" and "(scan_mode=stop)" not in lines[0]:
+            return "the fallback does not say why: %s" % lines[0]
+        return expect_path(kind)(result)
+    return check
+
+
 def make_cases(binary_dir):
     hide = os.path.join(binary_dir, "hide")
     tls_lib = os.path.join(binary_dir, "libscantls.so")
@@ -166,6 +182,10 @@ def make_cases(binary_dir):
              timeout=60, max_seconds=30, check=expect_path("stop")),
         Case("race_lost_pointer_one_thread", [os.path.join(binary_dir, "race"), "2"],
              "scan_threads=1", timeout=60, max_seconds=30),
+        Case("verbose_names_concurrent_path", [os.path.join(binary_dir, "race"), "0.5"], "verbose=1",
+             timeout=60, check=expect_verbose_path("concurrent")),
+        Case("verbose_names_stop_path", [os.path.join(binary_dir, "race"), "0.5"],
+             "verbose=1,scan_mode=stop", timeout=60, check=expect_verbose_path("stop")),
         Case("scan_off_never_scans", [os.path.join(binary_dir, "policy"), "off"], "scan=off"),
         Case("quarantine_max_triggers_scans", [os.path.join(binary_dir, "policy"), "auto"],
              "quarantine_max=4M"),
