@@ -56,22 +56,34 @@ static void *counted_mremap(void *from, size_t len, size_t new_len, int flags, v
     return mremap(from, len, new_len, flags, to);
 }
 
+/* Reads a small kernel file (a /proc or /sys entry) into text, NUL-terminated; false if it
+ * cannot.  The raw read: in the preloaded library, read() is the system-call guard's. */
+static bool read_kernel_file(const char *path, char *text, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = syscall(SYS_read, fd, text, len - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    text[n] = '\0';
+    return true;
+}
+
+static size_t leading_number(const char *text)
+{
+    size_t value = 0;
+    for (; *text >= '0' && *text <= '9'; text++)
+        value = value * 10 + (size_t)(*text - '0');
+    return value;
+}
+
 /* The process's mapped size now, from /proc/self/statm (pages, first field); 0 if unknown. */
 static size_t mapped_bytes(void)
 {
     char text[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    /* The raw call: in the preloaded library, read() is the system-call guard's. */
-    ssize_t n = syscall(SYS_read, fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    size_t pages = 0;
-    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
-        pages = pages * 10 + (size_t)(text[i] - '0');
-    return pages * PAGE_SIZE_BYTES;
+    return read_kernel_file("/proc/self/statm", text, sizeof text) ? leading_number(text) * PAGE_SIZE_BYTES : 0;
 }
 
 size_t address_space_left(void)
@@ -218,25 +230,11 @@ bool chunk_populate(uintptr_t start, uintptr_t end)
 static size_t transparent_huge_page_size(void)
 {
     char text[128];
-    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_kernel_file("/sys/kernel/mm/transparent_hugepage/enabled", text, sizeof text) ||
+        strstr(text, "[never]") != NULL)
         return 0;
-    ssize_t n = syscall(SYS_read, fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    if (strstr(text, "[never]") != NULL)
-        return 0;
-    fd = open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = syscall(SYS_read, fd, text, sizeof text - 1);
-    close(fd);
-    size_t size = 0;
-    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
-        size = size * 10 + (size_t)(text[i] - '0');
-    return size;
+    return read_kernel_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", text, sizeof text)
+               ? leading_number(text) : 0;
 }
 
 void pages_probe_kernel(bool allowed)

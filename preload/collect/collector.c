@@ -38,6 +38,7 @@
 
 #include "heap_ranges.h"
 #include "log.h"
+#include "own_thread.h"
 #include "roots.h"
 #include "scan_report.h"
 #include "scan_workers.h"
@@ -261,24 +262,7 @@ static bool collector_thread_ready(void)
         return state > 0;
     spin_lock_acquire(&scan_lock);
     if (collector.state == 0) {
-        sigset_t all, previous;
-        sigfillset(&all);
-        sigdelset(&all, SIGSEGV);
-        sigdelset(&all, SIGBUS);
-        sigdelset(&all, SIGILL);
-        sigdelset(&all, SIGFPE);
-        sigdelset(&all, SIGTRAP);
-        pthread_attr_t attr;
-        pthread_t thread;
-        bool made = false;
-        if (pthread_attr_init(&attr) == 0) {
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&attr, (size_t)512 << 10);
-            pthread_sigmask(SIG_SETMASK, &all, &previous);
-            made = pthread_create(&thread, &attr, collector_main, NULL) == 0;
-            pthread_sigmask(SIG_SETMASK, &previous, NULL);
-            pthread_attr_destroy(&attr);
-        }
+        bool made = own_thread_start(collector_main, NULL, (size_t)512 << 10, NULL, NULL);
         if (made) {
             /* Its tid, for stop_world to leave it alone, before anyone asks it to scan. */
             while (__atomic_load_n(&collector.tid, __ATOMIC_ACQUIRE) == 0)

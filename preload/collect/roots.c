@@ -121,17 +121,19 @@ static void read_present_pages(struct job_reader *reader, uintptr_t start, uintp
         pagemap_for_each_present_run(fd, start, end, read_present_run, reader);
 }
 
-/* Reads [start, end) less the skipped ranges, page by present page. */
-static void read_without_skipped(struct job_reader *reader, uintptr_t start, uintptr_t end)
+/* Calls piece() for each part of [start, end) outside the skipped ranges. */
+static void for_each_unskipped_piece(struct scan_walk *walk, uintptr_t start, uintptr_t end,
+                                     void (*piece)(struct scan_walk *walk, uintptr_t start, uintptr_t end,
+                                                   void *data),
+                                     void *data)
 {
-    const struct scan_walk *walk = reader->walk;
     while (start < end) {
         uintptr_t cut = end, resume = end;
         for (unsigned i = 0; i < walk->skip_count; i++) {
             uintptr_t s_start = walk->skip[i][0], s_end = walk->skip[i][1];
             if (s_end <= start || s_start >= end)
                 continue;
-            if (s_start <= start) { /* start lies inside a skipped range: go past it */
+            if (s_start <= start) {
                 cut = start;
                 resume = s_end;
                 break;
@@ -142,9 +144,21 @@ static void read_without_skipped(struct job_reader *reader, uintptr_t start, uin
             }
         }
         if (cut > start)
-            read_present_pages(reader, start, cut);
+            piece(walk, start, cut, data);
         start = resume;
     }
+}
+
+static void read_piece(struct scan_walk *walk, uintptr_t start, uintptr_t end, void *data)
+{
+    (void)walk;
+    read_present_pages(data, start, end);
+}
+
+/* Reads [start, end) less the skipped ranges, page by present page. */
+static void read_without_skipped(struct job_reader *reader, uintptr_t start, uintptr_t end)
+{
+    for_each_unskipped_piece(reader->walk, start, end, read_piece, reader);
 }
 
 static void job_faulted(size_t index, void *data)
@@ -280,34 +294,6 @@ static void remember_previous(struct scan_walk *walk, const struct mapping *mapp
     walk->previous_start = mapping->start;
     walk->previous_end = mapping->end;
     walk->previous_inaccessible = !mapping->readable && !mapping->writable && !mapping->executable;
-}
-
-/* Calls piece() for each part of [start, end) outside the skipped ranges. */
-static void for_each_unskipped_piece(struct scan_walk *walk, uintptr_t start, uintptr_t end,
-                                     void (*piece)(struct scan_walk *walk, uintptr_t start, uintptr_t end,
-                                                   void *data),
-                                     void *data)
-{
-    while (start < end) {
-        uintptr_t cut = end, resume = end;
-        for (unsigned i = 0; i < walk->skip_count; i++) {
-            uintptr_t s_start = walk->skip[i][0], s_end = walk->skip[i][1];
-            if (s_end <= start || s_start >= end)
-                continue;
-            if (s_start <= start) {
-                cut = start;
-                resume = s_end;
-                break;
-            }
-            if (s_start < cut) {
-                cut = s_start;
-                resume = s_end;
-            }
-        }
-        if (cut > start)
-            piece(walk, start, cut, data);
-        start = resume;
-    }
 }
 
 /* --- the concurrent phase ---------------------------------------------------------------- */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "own_thread.h"
 
 #define SCAN_WORKERS_MAX 16
 #define HELPER_STACK_BYTES ((size_t)256 << 10)
@@ -106,39 +107,10 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-/* A helper, born with every signal blocked but the synchronous ones (a blocked SIGSEGV would
- * kill the process on the first fault). */
 static bool make_helper(unsigned slot)
 {
-    sigset_t all, previous;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGTRAP);
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0)
-        return false;
-    pthread_attr_setstacksize(&attr, HELPER_STACK_BYTES);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    void *stack = NULL;
-    size_t stack_size = 0;
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    pthread_t thread;
-    bool made = pthread_create(&thread, &attr, helper_main, (void *)(uintptr_t)slot) == 0;
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    if (made) {
-        pthread_attr_t actual;
-        if (pthread_getattr_np(thread, &actual) == 0) {
-            pthread_attr_getstack(&actual, &stack, &stack_size);
-            pthread_attr_destroy(&actual);
-        }
-        pool.stacks[slot][0] = (uintptr_t)stack;
-        pool.stacks[slot][1] = (uintptr_t)stack + stack_size;
-    }
-    pthread_attr_destroy(&attr);
-    return made;
+    return own_thread_start(helper_main, (void *)(uintptr_t)slot, HELPER_STACK_BYTES, &pool.stacks[slot][0],
+                            &pool.stacks[slot][1]);
 }
 
 unsigned scan_workers_start(unsigned threads)

@@ -181,18 +181,25 @@ static void test_calloc_after_previous_region(void)
     }
 }
 
-static void test_small_tail_retires_chunk(void)
+/* Opens a region and fills its chunk to within a sixteenth of its end (too small a tail to
+ * keep); returns its first object. */
+static char *begin_region_filling_a_chunk(struct thread_state *t)
 {
-    test_setup("");
-    struct thread_state *t = test_thread();
     region_begin(t, MARKER_API, 0);
     struct region *r = t->innermost;
     char *first = region_alloc(r, 1000);
-    /* Fill the chunk to within a sixteenth of its end: too small a tail to keep. */
     while (chunk_offset(r->cursor) < core_config.chunk_size - core_config.chunk_size / 16 &&
            chunk_index_of(r->cursor) == chunk_index_of(first))
         region_alloc(r, 1000);
     REQUIRE(chunk_index_of(r->cursor - 1) == chunk_index_of(first));
+    return first;
+}
+
+static void test_small_tail_retires_chunk(void)
+{
+    test_setup("");
+    struct thread_state *t = test_thread();
+    char *first = begin_region_filling_a_chunk(t);
     struct core_counters before = test_stats();
     uint64_t q_before = core.quarantine_bytes;
     region_end(t, 0);
@@ -270,12 +277,7 @@ static void test_old_kernel_faults_chunk_without_moving(void)
     CHECK(!core_config.kernel_moves_pages);
     CHECK(!core_config.kernel_populates);
     struct thread_state *t = test_thread();
-    region_begin(t, MARKER_API, 0);
-    struct region *r = t->innermost;
-    char *first = region_alloc(r, 1000);
-    while (chunk_offset(r->cursor) < core_config.chunk_size - core_config.chunk_size / 16 &&
-           chunk_index_of(r->cursor) == chunk_index_of(first))
-        region_alloc(r, 1000);
+    char *first = begin_region_filling_a_chunk(t);
     struct core_counters before = test_stats();
     region_end(t, 0);
     struct core_counters after = test_stats();
