@@ -272,6 +272,16 @@ static bool read_log_path(struct options *options, const char *value, size_t len
     return copy_path(options->log_path, value, len);
 }
 
+static bool read_discover(struct options *options, const char *value, size_t len)
+{
+    return parse_unsigned(value, len, &options->discover) && options->discover <= ((uint64_t)1 << 30);
+}
+
+static bool read_discover_json(struct options *options, const char *value, size_t len)
+{
+    return copy_path(options->discover_json, value, len);
+}
+
 static bool read_trace_allocs(struct options *options, const char *value, size_t len)
 {
     return parse_unsigned(value, len, &options->trace_allocs);
@@ -311,6 +321,8 @@ static const struct option_key option_keys[] = {
     { "stats_json", read_stats_json, "a file path ('%p' stands for the process id)" },
     { "log_path", read_log_path, "a file path ('%p' stands for the process id)" },
     { "trace_allocs", read_trace_allocs, "0 (off), 1 (every allocation) or N (one in N)" },
+    { "discover", read_discover, "0 (off), 1 (every heap allocation) or N (one in N, up to 2^30)" },
+    { "discover_json", read_discover_json, "a file path ('%p' stands for the process id)" },
     { "verbose", read_verbose, "0, 1 or 2" },
 };
 
@@ -341,7 +353,7 @@ unsigned options_restrict_for_secure_execution(struct options *options, char *dr
 {
     struct options defaults;
     options_set_defaults(&defaults);
-    const char *names[5];
+    const char *names[6];
     unsigned count = 0;
     if (options->log_path[0] != '\0') {
         options->log_path[0] = '\0';
@@ -350,6 +362,10 @@ unsigned options_restrict_for_secure_execution(struct options *options, char *dr
     if (options->stats_json[0] != '\0') {
         options->stats_json[0] = '\0';
         names[count++] = "stats_json";
+    }
+    if (options->discover_json[0] != '\0') {
+        options->discover_json[0] = '\0';
+        names[count++] = "discover_json";
     }
     if (options->on_dangling != defaults.on_dangling) {
         options->on_dangling = defaults.on_dangling;

@@ -43,6 +43,8 @@ struct options {
     char log_path[OPTIONS_PATH_MAX];
     uint64_t trace_allocs;
     unsigned verbose;
+    uint64_t discover;                    /* 0: off; N: one heap allocation in N is followed */
+    char discover_json[OPTIONS_PATH_MAX]; /* where discovery writes what it saw, at exit */
 };
 
 void options_set_defaults(struct options *options);
@@ -53,7 +55,7 @@ bool options_parse(struct options *options, const char *text, char *error, size_
 
 /* For a secure-execution process (setuid, setgid, file capabilities: AT_SECURE), whose
  * environment belongs to a less privileged user: resets the keys that would let that user
- * create or overwrite files with the process's privileges (log_path, stats_json) or weaken
+ * create or overwrite files with the process's privileges (log_path, stats_json, discover_json) or weaken
  * its checks (on_dangling=recover, partial_reuse, revoke_batch) to their defaults.  Writes the names of
  * the keys that were set, separated by ", ", to dropped; returns how many there were. */
 unsigned options_restrict_for_secure_execution(struct options *options, char *dropped, size_t len);

@@ -35,6 +35,10 @@ bool hook_arch_init(char *why, size_t why_len);
  * a reason in why. */
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                 unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len);
+/* The checks of hook_patch (whole module), without patching: could the function be hooked?
+ * false with the reason it would be refused. */
+bool hook_patch_check(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                      char *why, size_t why_len);
 /* Patches a function whose whole body is a return (after an optional endbr64) to enter hook
  * index before returning.  The patch covers alignment padding after it: the padding must
  * decode as no-ops and end no later than limit, where the next function starts. */

@@ -41,6 +41,8 @@ enum hook_kind {
     HOOK_LINK_MAP = 2, /* the dynamic linker's debugger hook (r_debug.r_brk), called at every
                         * change of the list of loaded objects: waiting markers are resolved
                         * there, before the new objects' constructors run */
+    HOOK_WATCH = 3,    /* no patch: a frame discovery follows (discover.c), its return address
+                        * hijacked while it runs; its shadow entries carry an invocation */
 };
 
 struct hook {
@@ -58,7 +60,10 @@ struct shadow_entry {
     uintptr_t real_return;
     uint32_t hook;
     uint8_t opened_region; /* false for a recursive entry of the same marker */
-    struct region *region; /* the region this entry opened */
+    union {
+        struct region *region; /* the region this entry opened (HOOK_MARKER) */
+        uint64_t invocation;   /* the followed call (HOOK_WATCH) */
+    };
 };
 
 struct shadow_stack {

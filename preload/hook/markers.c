@@ -236,15 +236,17 @@ static void describe(char *out, size_t len, const struct marker_spec *spec)
 }
 
 struct module_query {
-    uintptr_t base;
+    uintptr_t address;
     struct loaded_module module;
     bool found;
 };
 
-static bool find_module_by_base(const struct loaded_module *module, void *data)
+/* By the address itself, not dladdr's base: a non-PIE executable (python3) is mapped at its
+ * link address, with a load base of 0 that dladdr reports as 0x400000. */
+static bool find_module_with_text(const struct loaded_module *module, void *data)
 {
     struct module_query *query = data;
-    if (module->load_base != query->base)
+    if (query->address < module->text_start || query->address >= module->text_end)
         return true;
     query->module = *module;
     query->found = true;
@@ -254,14 +256,11 @@ static bool find_module_by_base(const struct loaded_module *module, void *data)
 /* The loaded module that holds function, with the function's bounds; false if unknown. */
 static bool locate_function(uintptr_t function, struct resolve_context *context)
 {
-    Dl_info info;
     struct module_query query;
     memset(&query, 0, sizeof query);
     memset(context, 0, sizeof *context);
-    if (!dladdr((void *)function, &info))
-        return false;
-    query.base = (uintptr_t)info.dli_fbase;
-    elf_for_each_module(find_module_by_base, &query);
+    query.address = function;
+    elf_for_each_module(find_module_with_text, &query);
     if (!query.found || !elf_function_at(&query.module, function, &context->bounds))
         return false;
     context->module = query.module;
@@ -430,6 +429,37 @@ static void resolve_at_startup(unsigned marker)
                  (unsigned long)context.bounds.start, context.module.path);
 }
 
+bool markers_arch_ready(char *why, size_t why_len)
+{
+    static int state; /* 0 not tried, 1 ready, -1 refused (why_len bytes of the reason kept) */
+    static char reason[400];
+    if (state == 0) {
+        state = hook_arch_init(reason, sizeof reason) ? 1 : -1;
+    }
+    if (state < 0)
+        snprintf(why, why_len, "%s", reason);
+    return state > 0;
+}
+
+bool markers_check_hookable(uintptr_t function, char *why, size_t why_len)
+{
+    struct resolve_context context;
+    if (!markers_arch_ready(why, why_len))
+        return false;
+    if (!locate_function(function, &context)) {
+        snprintf(why, why_len, "no .eh_frame entry bounds it");
+        return false;
+    }
+    if (forbidden_function(&context, why, why_len))
+        return false;
+    if (context.bounds.is_ifunc) {
+        snprintf(why, why_len, "it is a GNU indirect function (IFUNC) resolver");
+        return false;
+    }
+    return hook_patch_check(context.bounds.start, context.bounds.end, context.module.text_start,
+                            context.module.text_end, why, why_len);
+}
+
 void markers_init(void)
 {
     const char *text = getenv("ARENASHIM_REGIONS");
@@ -440,7 +470,7 @@ void markers_init(void)
     root_process = decide_root_process();
     if (core_config.heap_only)
         return; /* no chunk space (said at start-up): a region would serve nothing */
-    if (!hook_arch_init(error, sizeof error))
+    if (!markers_arch_ready(error, sizeof error))
         log_fatal_startup("ARENASHIM_REGIONS: function markers cannot work here: %s", error);
     hooks_ready = true;
     marker_count = count;

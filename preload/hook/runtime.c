@@ -79,8 +79,10 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
     struct shadow_entry *entry = &shadow->entries[depth - 1];
     if (entry->slot != (uintptr_t)slot)
         return 0;
-    binding_suspension_check((uintptr_t)slot, thread);
     const struct hook *hook = &hook_table[entry->hook];
+    if (hook->kind == HOOK_WATCH)
+        return 0; /* discovery's bookkeeping is the slow path's */
+    binding_suspension_check((uintptr_t)slot, thread);
     if (entry->opened_region) {
         /* Only an untouched region, still innermost, ends here: anything else has pages to
          * fault or regions to unwind, which is the slow path's work. */

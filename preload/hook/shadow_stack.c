@@ -13,6 +13,7 @@
 #include "collector.h"
 #include "alloc_trace.h"
 #include "log.h"
+#include "discover.h"
 
 #include <string.h>
 
@@ -88,6 +89,10 @@ static void close_entry(struct shadow_entry *entry, uintptr_t end_pc)
 {
     struct thread_state *thread = bound_thread;
     const struct hook *hook = &hook_table[entry->hook];
+    if (hook->kind == HOOK_WATCH) {
+        discover_call_returned(entry->invocation);
+        return;
+    }
     if (entry->opened_region && thread) {
         /* Regions opened inside the call and never ended (API imbalance) end with it. */
         bool found = false;

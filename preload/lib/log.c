@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 int log_fd = STDERR_FILENO;
@@ -111,4 +112,19 @@ bool log_open(const char *pattern, char *path, size_t path_len)
         close(log_fd);
     log_fd = fd;
     return true;
+}
+
+void file_write_atomically(const char *path, const char *text, size_t len)
+{
+    char temporary[4096 + 64];
+    snprintf(temporary, sizeof temporary, "%s.XXXXXX", path);
+    int fd = mkostemp(temporary, O_CLOEXEC);
+    if (fd < 0)
+        return;
+    bool written = write_all(fd, text, len);
+    close(fd);
+    if (written)
+        rename(temporary, path);
+    else
+        unlink(temporary);
 }

@@ -37,6 +37,10 @@ __attribute__((noreturn)) void log_internal_error(const char *message);
 
 /* Writes all of text to fd, retrying short writes and interruptions; false on an error. */
 bool write_all(int fd, const char *text, size_t len);
+/* Writes text to path whole or not at all: to a fresh name beside it, then renamed.  The
+ * temporary name is fresh (mkostemp: O_EXCL, mode 0600), so nothing planted there is written
+ * through; rename replaces a link at the target instead of following it. */
+void file_write_atomically(const char *path, const char *text, size_t len);
 /* Expands "%p" in pattern to the process id, so each process of a tree gets its own file. */
 void path_expand(char *out, size_t len, const char *pattern);
 /* Opens the log named by pattern for appending, creating it 0644 at most, never following a

@@ -156,23 +156,6 @@ size_t stats_format_text(char *buf, size_t len)
     return text_finish(&text);
 }
 
-/* Writes text to path whole or not at all: to a fresh name beside it, then renamed.  The
- * temporary name is fresh (mkostemp: O_EXCL, mode 0600), so nothing planted there is written
- * through; rename replaces a link at the target instead of following it. */
-static void write_file_atomically(const char *path, const char *text, size_t len)
-{
-    char temporary[OPTIONS_PATH_MAX + 64];
-    snprintf(temporary, sizeof temporary, "%s.XXXXXX", path);
-    int fd = mkostemp(temporary, O_CLOEXEC);
-    if (fd < 0)
-        return;
-    bool written = write_all(fd, text, len);
-    close(fd);
-    if (written)
-        rename(temporary, path);
-    else
-        unlink(temporary);
-}
 
 void stats_write(void)
 {
@@ -197,6 +180,6 @@ void stats_write(void)
         if (n >= sizeof buffer - 1)
             n = sizeof buffer - 2;
         buffer[n++] = '\n';
-        write_file_atomically(path, buffer, n);
+        file_write_atomically(path, buffer, n);
     }
 }

@@ -16,6 +16,7 @@
 
 #include "collector.h"
 #include "dangling.h"
+#include "discover.h"
 #include "heap_ranges.h"
 #include "log.h"
 #include "markers.h"
@@ -46,6 +47,7 @@ static void fork_child(void)
     heap_ranges_fork_child();
     symbolize_fork_child();
     markers_fork_child();
+    discover_fork_child();
     binding_fork_child();
     if (core_config.options.log_path[0] && strstr(core_config.options.log_path, "%p")) {
         /* A child that does not exec reports into its own file. */

@@ -27,6 +27,7 @@
 #include "alloc_trace.h"
 #include "caller_filter.h"
 #include "collector.h"
+#include "discover.h"
 #include "heap_ranges.h"
 #include "hook.h"
 #include "log.h"
@@ -162,6 +163,8 @@ static void initialize(void)
     hook_fast_paths_enabled = !alloc_trace_region_stacks;
     hook_set_link_map_listener(caller_filter_refresh);
     markers_init();
+    if (options.discover && discover_init())
+        shim_heap_follow_for_discovery();
 }
 
 void shim_ensure_initialized(void)
@@ -187,5 +190,6 @@ __attribute__((constructor(101))) static void arenashim_load(void)
 __attribute__((destructor)) static void arenashim_unload(void)
 {
     markers_report_unresolved();
+    discover_write();
     stats_write();
 }

@@ -18,6 +18,7 @@
 #include "alloc_trace.h"
 #include "caller_filter.h"
 #include "dangling.h"
+#include "discover.h"
 #include "log.h"
 
 #include <dlfcn.h>
@@ -78,6 +79,56 @@ void shim_heap_init(void)
         __atomic_store_n(&heap.malloc, (void *(*)(size_t))m, __ATOMIC_RELEASE);
     }
     dlclose(jemalloc);
+}
+
+/* discover=N: the heap's four functions, wrapped so that discovery sees allocations and
+ * frees (hook/discover.c); a region allocation is not the heap's and is not followed. */
+static struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+} unwrapped;
+
+static void *discovered_malloc(size_t size)
+{
+    void *p = unwrapped.malloc(size);
+    discover_allocated(p, size);
+    return p;
+}
+
+static void discovered_free(void *p)
+{
+    discover_freeing(p);
+    unwrapped.free(p);
+}
+
+static void *discovered_calloc(size_t count, size_t size)
+{
+    void *p = unwrapped.calloc(count, size);
+    discover_allocated(p, count * size);
+    return p;
+}
+
+static void *discovered_realloc(void *p, size_t size)
+{
+    /* The old object ends here (a free, for its escapes); the new one may be followed. */
+    discover_freeing(p);
+    void *q = unwrapped.realloc(p, size);
+    discover_allocated(q, size);
+    return q;
+}
+
+void shim_heap_follow_for_discovery(void)
+{
+    unwrapped.malloc = heap.malloc;
+    unwrapped.free = heap.free;
+    unwrapped.calloc = heap.calloc;
+    unwrapped.realloc = heap.realloc;
+    heap.free = discovered_free;
+    heap.calloc = discovered_calloc;
+    heap.realloc = discovered_realloc;
+    __atomic_store_n(&heap.malloc, discovered_malloc, __ATOMIC_RELEASE);
 }
 
 /* jemalloc's malloc sets errno to ENOMEM itself (the bootstrap path before start-up may

@@ -23,6 +23,8 @@ void shim_ensure_initialized(void);
 
 /* Switches the heap path from jemalloc's mallocx family to its (faster) malloc family. */
 void shim_heap_init(void);
+/* discover=N: the heap's functions tell discovery of every allocation and free. */
+void shim_heap_follow_for_discovery(void);
 /* Served by the heap after a region could not serve it; warns once. */
 void *shim_fallback_alloc(size_t size, size_t alignment);
 

@@ -641,26 +641,45 @@ bool hook_patch_empty_function(uintptr_t start, uintptr_t limit, unsigned index,
     return install_trampoline(site, &displaced, index, resume, why, why_len);
 }
 
-bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
-                unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len)
+/* Everything hook_patch checks before it writes: where the patch goes, what it displaces,
+ * and that nothing jumps into the displaced bytes.  Returns the site, 0 with a reason. */
+static uintptr_t check_function_entry(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                                      bool whole_module, struct displaced *displaced, char *why, size_t why_len)
 {
     uintptr_t site = patch_site(start, why, why_len);
-    struct displaced displaced;
     if (site == 0 || !decode_displaced(site, end > start ? end : text_end, DISPLACE_FUNCTION_ENTRY,
-                                       &displaced, why, why_len))
-        return false;
+                                       displaced, why, why_len))
+        return 0;
     /* Markers check the whole module (code shared between functions); the dlopen hooks,
      * small functions of the C library, check their own body and spare every program the
      * decoding of all of libc at start-up. */
     uintptr_t into;
     if (whole_module || end <= start) {
         const struct branch_targets *targets = targets_of_module(text_start, text_end);
-        into = targets ? branch_into(targets, site, site + displaced.covered) : 0;
+        into = targets ? branch_into(targets, site, site + displaced->covered) : 0;
     } else {
-        into = branch_into_function(start, end, site, site + displaced.covered);
+        into = branch_into_function(start, end, site, site + displaced->covered);
     }
-    if (into)
-        return refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
-                      "(at +%#lx)", displaced.covered, (unsigned long)(into - start));
-    return install_trampoline(site, &displaced, index, resume, why, why_len);
+    if (into) {
+        refuse(why, why_len, "a jump elsewhere in the module lands inside its first %zu bytes "
+               "(at +%#lx)", displaced->covered, (unsigned long)(into - start));
+        return 0;
+    }
+    return site;
+}
+
+bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len)
+{
+    struct displaced displaced;
+    uintptr_t site = check_function_entry(start, end, text_start, text_end, whole_module, &displaced,
+                                          why, why_len);
+    return site != 0 && install_trampoline(site, &displaced, index, resume, why, why_len);
+}
+
+bool hook_patch_check(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                      char *why, size_t why_len)
+{
+    struct displaced displaced;
+    return check_function_entry(start, end, text_start, text_end, true, &displaced, why, why_len) != 0;
 }
