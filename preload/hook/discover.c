@@ -420,7 +420,9 @@ static void follow(void *object, size_t size)
     spin_lock_acquire(&discover.lock);
     /* Outermost first: the first frame of a function seen is where its region would start. */
     for (unsigned k = n - 1; k-- > first;) {
-        if (frames[k].function == 0 || frames[k + 1].cfa == 0)
+        /* arenashim's own interposers (pthread_create, __cxa_allocate_exception...) are not
+         * the program's, and are not followed. */
+        if (frames[k].function == 0 || frames[k + 1].cfa == 0 || is_own_frame(frames[k].ip))
             continue;
         uintptr_t slot = frames[k + 1].cfa - sizeof(uintptr_t);
         uint32_t function = function_index(frames[k].function);

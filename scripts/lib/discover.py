@@ -115,6 +115,7 @@ def merge(paths):
             m = functions.get(f["spec"])
             if m is None:
                 m = dict(f)
+                m["most_calls_in_a_process"] = f.get("calls", 0)
                 m["depth_sum"] = f.get("depth", 0) * f.get("objects", 0)
                 m["escape_sites"] = [dict(s) for s in f.get("escape_sites", [])]
                 functions[f["spec"]] = m
@@ -123,6 +124,7 @@ def merge(paths):
                         "freed_by_other_thread", "leaked_objects", "leaked_bytes"):
                 m[key] = m.get(key, 0) + f.get(key, 0)
             m["depth_sum"] += f.get("depth", 0) * f.get("objects", 0)
+            m["most_calls_in_a_process"] = max(m["most_calls_in_a_process"], f.get("calls", 0))
             if m.get("hookable") is None:
                 m["hookable"], m["refusal"] = f.get("hookable"), f.get("refusal")
             for site in f.get("escape_sites", []):
@@ -147,8 +149,8 @@ def rank(functions, period):
         if m.get("module") and any(m["module"].startswith(x) for x in EXCLUDED):
             m["why_apart"] = "in %s, whose allocations arenashim always leaves to the heap" % m["module"]
             apart.append(m)
-        elif m["calls"] < 2:
-            m["why_apart"] = "called once: a region around it would hold everything it allocates"
+        elif m["most_calls_in_a_process"] < 2:
+            m["why_apart"] = "called once per process: a region around it would hold everything it allocates"
             apart.append(m)
         elif m["escaped_objects"]:
             escaping.append(m)
