@@ -6,7 +6,9 @@ Builds nothing (scripts/bench installs, builds, then runs this).  Steps:
 
 1. bench/run_micro.py (alloc_micro and scan_throughput: ns per malloc+free, build-then-free,
    region begin+end, scan GB/s against a plain read), its tables included as they are;
-2. the workloads of bench/workloads/ -- ordinary programs that know nothing of arenashim --
+2. bench/discover_overhead.py (what `scripts/arenashim discover` costs a run at each sampling
+   period, and whether its best candidate stays the known answer), its table included;
+3. the workloads of bench/workloads/ -- ordinary programs that know nothing of arenashim --
    under seven configurations: glibc, LD_PRELOAD of jemalloc, mimalloc and tcmalloc,
    arenashim without a marker, arenashim with the program's natural function marked
    (ARENASHIM_REGIONS, strict default mode), the same with partial_reuse=1 and with
@@ -16,7 +18,7 @@ Builds nothing (scripts/bench installs, builds, then runs this).  Steps:
    the rounds, and each ratio the median of the ratios measured within one round.  Every
    process must exit 0 and print the same checksum as under glibc; with a marker, the
    statistics (stats_json) must show one region per call of the marked function.
-3. what each configuration costs the kernel: minor page faults (wait4's rusage), TLB
+4. what each configuration costs the kernel: minor page faults (wait4's rusage), TLB
    shootdowns (the TLB line of /proc/interrupts, read before and after each process; other
    processes of the machine add to it, so it is an upper bound), and, with a marker, the
    system calls on chunk memory (memory_calls) and kernel mappings at exit (kernel_mappings)
@@ -29,6 +31,7 @@ run_micro.py's micro.md, micro.csv, scan.csv.  Exits 1 when a workload crashed, 
 wrong checksum or did not open its regions, or run_micro.py failed; never for the chart.
 
     /usr/bin/python3 bench/suite.py [--quick] [--runs N] [--build DIR] [--no-micro] [--no-scan]
+                                    [--no-discover]
 """
 
 import argparse
@@ -671,6 +674,8 @@ def main():
     parser.add_argument("--build", default=None, help="build directory (default: build)")
     parser.add_argument("--no-micro", action="store_true", help="skip bench/run_micro.py")
     parser.add_argument("--no-scan", action="store_true", help="skip the scan benchmark")
+    parser.add_argument("--no-discover", action="store_true",
+                        help="skip bench/discover_overhead.py (what discover costs a run)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per process")
     args = parser.parse_args()
     if args.runs is None:
@@ -716,6 +721,19 @@ def main():
             out += ["## Micro-benchmarks (bench/run_micro.py)", ""]
             out += [("#" + l if l.startswith("## ") else l) for l in body.rstrip().splitlines()]
             out.append("")
+
+    if not args.no_discover:
+        command = ["/usr/bin/python3", os.path.join(root, "bench", "discover_overhead.py"),
+                   "--build", build] + (["--quick"] if args.quick else ["--runs", str(min(args.runs, 5))])
+        print("running %s" % " ".join(command), file=sys.stderr)
+        proc = subprocess.run(command, env=clean_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        body = proc.stdout.split("\n", 3)[3] if proc.stdout.startswith("# ") else proc.stdout
+        out += ["## Discover: overhead and sampling (bench/discover_overhead.py)", ""]
+        out += [("#" + l if l.startswith("## ") else l) for l in body.rstrip().splitlines()]
+        out.append("")
+        if proc.returncode != 0:
+            failures.append("discover_overhead.py exited %d:\n%s" % (proc.returncode, proc.stderr[-3000:]))
 
     print("running the workloads (%d round%s)" % (args.runs, "s" if args.runs > 1 else ""),
           file=sys.stderr)
