@@ -65,6 +65,10 @@ class Context:
         if os.path.exists(out_json):
             with open(out_json) as f:
                 ranking = json.load(f)
+            # arenashim's own interposers (__cxa_allocate_exception, the malloc family...) are
+            # never the program's functions: never proposed, whatever the program.
+            own = [c["spec"] for c in ranking["candidates"] if "arenashim" in (c.get("module") or "")]
+            expect(not own, "arenashim's own functions proposed: %s" % own)
         return ranking, proc.stdout, proc.stderr
 
 
@@ -109,6 +113,10 @@ def known_answers(ctx):
     expect(loop["hookable"] is False and "jump" in (loop["refusal"] or ""),
            "alloc_in_a_loop should be refused (a jump into its first bytes): %r" % loop)
     expect("a jump elsewhere" in out, "the table does not say why alloc_in_a_loop cannot be hooked")
+    short = by_spec(ranking, "alloc_after_jump")
+    expect(short["hookable"] is False and "too short" in (short["refusal"] or ""),
+           "alloc_after_jump should be refused as too short: %r" % short)
+
     expect("scripts/arenashim --region handle_clean -- " in out, "no line to copy for handle_clean")
 
 

@@ -18,6 +18,7 @@
  *                        return before the objects they made are freed).
  *   alloc_in_a_loop      (assembly) allocates and frees in a loop whose target lies 3 bytes
  *                        into the function: clean, but a marker cannot be hooked there.
+ *   alloc_after_jump     (assembly) starts with a jump: too short to hook.
  * Prints "OK discover_cases" and a checksum.
  */
 #include <pthread.h>
@@ -52,6 +53,27 @@ __asm__(".text\n"
         "    ret\n"
         "    .cfi_endproc\n"
         ".size alloc_in_a_loop, .-alloc_in_a_loop\n");
+
+/* alloc_after_jump(): malloc+free one object; its first instruction jumps (as compiled
+ * loops often start), so the 5 bytes a hook displaces end early: "too short". */
+void alloc_after_jump(void);
+__asm__(".text\n"
+        ".globl alloc_after_jump\n"
+        ".type alloc_after_jump, @function\n"
+        "alloc_after_jump:\n"
+        "    .cfi_startproc\n"
+        "    jmp 1f\n"
+        "1:  sub $8, %rsp\n"
+        "    .cfi_def_cfa_offset 16\n"
+        "    mov $40, %edi\n"
+        "    call malloc@PLT\n"
+        "    mov %rax, %rdi\n"
+        "    call free@PLT\n"
+        "    add $8, %rsp\n"
+        "    .cfi_def_cfa_offset 8\n"
+        "    ret\n"
+        "    .cfi_endproc\n"
+        ".size alloc_after_jump, .-alloc_after_jump\n");
 
 struct node {
     struct node *left, *right;
@@ -211,6 +233,7 @@ int main(int argc, char **argv)
         handle_leaky(round);
         recurse(6, 6, NULL);
         alloc_in_a_loop(5);
+        alloc_after_jump();
     }
     pthread_mutex_lock(&handoff_lock);
     handoff_done = 1;

@@ -288,6 +288,24 @@ static void test_paths(void)
 {
     check_path_key("stats_json", offsetof(struct options, stats_json));
     check_path_key("log_path", offsetof(struct options, log_path));
+    check_path_key("discover_json", offsetof(struct options, discover_json));
+}
+
+static void test_discover(void)
+{
+    CHECK_VALID("verbose=0");
+    CHECK_EQ(parsed.discover, 0); /* off unless asked */
+    CHECK_VALID("discover=1");
+    CHECK_EQ(parsed.discover, 1);
+    CHECK_VALID("discover=64");
+    CHECK_EQ(parsed.discover, 64);
+    CHECK_VALID("discover=1073741824");
+    CHECK_EQ(parsed.discover, (uint64_t)1 << 30);
+    CHECK_INVALID("discover=1073741825", "discover");
+    CHECK_INVALID("discover=-1", "discover");
+    CHECK_INVALID("discover=x", "discover");
+    CHECK_INVALID("discover=", "discover");
+    CHECK_INVALID("discover=64K", "discover");
 }
 
 static void test_trace_allocs(void)
@@ -436,6 +454,12 @@ static void test_secure_execution(void)
     REQUIRE(parse("stats=1"));
     CHECK_EQ(options_restrict_for_secure_execution(&parsed, dropped, sizeof dropped), 0);
     CHECK_EQ(dropped[0], '\0');
+    /* discover's results are a file write like stats_json's. */
+    REQUIRE(parse("discover=64,discover_json=/tmp/d.json"));
+    CHECK_EQ(options_restrict_for_secure_execution(&parsed, dropped, sizeof dropped), 1);
+    CHECK(strcmp(dropped, "discover_json") == 0);
+    CHECK_EQ(parsed.discover_json[0], '\0');
+    CHECK_EQ(parsed.discover, 64);
     /* A short buffer is cut, never overrun. */
     char tiny[6];
     memset(tiny, 'x', sizeof tiny);
@@ -468,6 +492,7 @@ static const struct test_case cases[] = {
     TEST_CASE(exclude),
     TEST_CASE(paths),
     TEST_CASE(trace_allocs),
+    TEST_CASE(discover),
     TEST_CASE(verbose),
     TEST_CASE(kernel_features),
     TEST_CASE(scan_options),
