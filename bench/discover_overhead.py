@@ -26,7 +26,6 @@ Prints a markdown table and writes build/bench-results/discover.md and discover.
 """
 
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
-from run_micro import describe_machine  # noqa: E402
+from run_micro import describe_machine, save_results  # noqa: E402
 import discover  # noqa: E402  (the ranking the command prints)
 
 PYTHON_SCRIPT = r"""
@@ -168,15 +167,9 @@ def main():
         out += ["", "## FAILURES", ""] + ["- " + f for f in failures]
     text = "\n".join(out) + "\n"
     print(text, end="")
-    results = os.path.join(build, "bench-results")
-    os.makedirs(results, exist_ok=True)
-    with open(os.path.join(results, "discover.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(results, "discover.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["program", "config", "runs", "wall_s", "x_plain", "following_s",
-                                               "writing_s", "followed", "best", "right"])
-        writer.writeheader()
-        writer.writerows(rows)
+    save_results(build, "discover.md", text, {"discover.csv": (
+        ["program", "config", "runs", "wall_s", "x_plain", "following_s", "writing_s", "followed", "best",
+         "right"], rows)})
     sys.exit(1 if failures else 0)
 
 

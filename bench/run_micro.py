@@ -211,6 +211,20 @@ def scan(args, scan_throughput, arenashim):
     return lines, rows
 
 
+def save_results(build, markdown_name, text, tables):
+    """Writes build/bench-results/MARKDOWN_NAME (the printed tables) and each CSV of tables,
+    a dict of file name to (field names, rows)."""
+    results = os.path.join(build, "bench-results")
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, markdown_name), "w") as f:
+        f.write(text)
+    for name, (fields, rows) in tables.items():
+        with open(os.path.join(results, name), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def describe_machine():
     """CPU model, CPU count, kernel, commit, load average and date: the line under a table."""
     model = ""
@@ -285,20 +299,10 @@ def main():
     text = "\n".join(out) + "\n"
     print(text, end="")
 
-    results = os.path.join(build, "bench-results")
-    os.makedirs(results, exist_ok=True)
-    with open(os.path.join(results, "micro.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(results, "micro.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["allocator", "test", "value", "unit", "runs"])
-        writer.writeheader()
-        writer.writerows(micro_rows)
+    tables = {"micro.csv": (["allocator", "test", "value", "unit", "runs"], micro_rows)}
     if scan_rows:
-        with open(os.path.join(results, "scan.csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(scan_rows[0].keys()))
-            writer.writeheader()
-            writer.writerows(scan_rows)
-
+        tables["scan.csv"] = (list(scan_rows[0].keys()), scan_rows)
+    save_results(build, "micro.md", text, tables)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,6 @@ forks and execs, and on Debian's python3; reads the ranking from --json and chec
 `PASS name` or `FAIL name: reason` and finally `N passed, N failed`; exits 1 when a case failed.
 """
 
-import argparse
 import json
 import os
 import re
@@ -120,24 +119,26 @@ def known_answers(ctx):
     expect("scripts/arenashim --region handle_clean -- " in out, "no line to copy for handle_clean")
 
 
+def frames_left_early(ctx, mode, inner):
+    """discover_unwind MODE, every allocation followed: handle_job is clean, and the objects
+    of the inner call left without returning escaped it."""
+    ranking, out, _ = ctx.discover([ctx.program("tests", "integration", "discover_unwind"), mode],
+                                   "--sample", "1")
+    expect("OK discover_unwind %s" % mode in out, "the program did not finish")
+    expect(first_clean(ranking)["spec"] == "handle_job", "first clean: %s" % first_clean(ranking)["spec"])
+    expect(by_spec(ranking, inner)["escaped_objects"] > 0, "%s: no escape seen" % inner)
+
+
 @case
 def longjmp_frames(ctx):
     """Frames left by longjmp: the inner calls' objects escaped them, the handler is clean."""
-    ranking, out, _ = ctx.discover([ctx.program("tests", "integration", "discover_unwind"), "longjmp"],
-                                   "--sample", "1")
-    expect("OK discover_unwind longjmp" in out, "the program did not finish")
-    expect(first_clean(ranking)["spec"] == "handle_job", "first clean: %s" % first_clean(ranking)["spec"])
-    expect(by_spec(ranking, "deep_work")["escaped_objects"] > 0, "deep_work: no escape seen")
+    frames_left_early(ctx, "longjmp", "deep_work")
 
 
 @case
 def exception_frames(ctx):
     """Frames left by a C++ exception: same answer, and the unwinder is not confused."""
-    ranking, out, _ = ctx.discover([ctx.program("tests", "integration", "discover_unwind"), "throw"],
-                                   "--sample", "1")
-    expect("OK discover_unwind throw" in out, "the program did not finish")
-    expect(first_clean(ranking)["spec"] == "handle_job", "first clean: %s" % first_clean(ranking)["spec"])
-    expect(by_spec(ranking, "_Z13throwing_workjj")["escaped_objects"] > 0, "throwing_work: no escape seen")
+    frames_left_early(ctx, "throw", "_Z13throwing_workjj")
 
 
 # --- the suite's workloads and the demo ------------------------------------------------------------
@@ -236,19 +237,9 @@ def usage_errors(ctx):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
-    parser.add_argument("-k", dest="filter", default="", help="run only the cases whose name contains this")
-    parser.add_argument("--list", action="store_true", help="list the cases and exit")
-    args = parser.parse_args()
-    cases = [c for c in CASES if args.filter in c.__name__]
-    if args.list:
-        for c in cases:
-            print("%-28s %s" % (c.__name__, (c.__doc__ or "").strip().split("\n")[0]))
+    cases, build = harness.suite_arguments(__doc__.split("\n")[0], CASES, ROOT, name_width=28)
+    if cases is None:
         return 0
-    build = Path(args.build)
-    if not build.is_absolute():
-        build = (Path.cwd() / build) if (Path.cwd() / build).exists() else ROOT / build
     passed = failed = 0
     for c in cases:
         tmp = tempfile.mkdtemp(prefix="arenashim-discover-test.")

@@ -6,6 +6,7 @@ case starts from, running a process with a timeout that kills its whole process 
 where the meson build keeps a suite's test programs.
 """
 
+import argparse
 import os
 import signal
 import subprocess
@@ -50,6 +51,26 @@ def all_of(*checks):
         for c in checks:
             c(*args)
     return check
+
+
+def suite_arguments(description, cases, root, name_width=40):
+    """A suite's command line: --build DIR (relative to the working directory when it exists
+    there, else to the checkout ROOT), -k FILTER and --list.  Returns (cases, build), or
+    (None, None) after printing the list for --list."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
+    parser.add_argument("-k", dest="filter", default="", help="run only the cases whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = parser.parse_args()
+    selected = [c for c in cases if args.filter in c.__name__]
+    if args.list:
+        for c in selected:
+            print("%-*s %s" % (name_width, c.__name__, (c.__doc__ or "").strip().split("\n")[0]))
+        return None, None
+    build = Path(args.build)
+    if not build.is_absolute():
+        build = (Path.cwd() / build) if (Path.cwd() / build).exists() else Path(root) / build
+    return selected, build
 
 
 class ProcessTimeout(Failure):

@@ -30,7 +30,6 @@ their form:
     ==PID==ABORTING ... | ==PID==CONTINUING ...
 """
 
-import argparse
 import json
 import os
 import re
@@ -935,21 +934,9 @@ def realloc_dead_recover(ctx):
 # --- main ----------------------------------------------------------------------------------------
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
-    parser.add_argument("-k", dest="filter", default="", help="run only the cases whose name contains this")
-    parser.add_argument("--list", action="store_true", help="list the cases and exit")
-    args = parser.parse_args()
-
-    cases = [c for c in CASES if args.filter in c.__name__]
-    if args.list:
-        for c in cases:
-            print("%-40s %s" % (c.__name__, (c.__doc__ or "").strip()))
+    cases, build = harness.suite_arguments(__doc__.split("\n")[0], CASES, ROOT)
+    if cases is None:
         return 0
-
-    build = Path(args.build)
-    if not build.is_absolute():
-        build = (Path.cwd() / build) if (Path.cwd() / build).exists() else ROOT / build
     build = build.resolve()
     lib = build / "preload" / "libarenashim.so"
     if not lib.exists():
