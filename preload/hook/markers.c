@@ -27,18 +27,9 @@
 #include "elf_reader.h"
 #include "hook.h"
 #include "log.h"
+#include "marker_spec.h"
 #include "marker_table.h"
 #include "process.h"
-
-enum spec_form { SPEC_FUNCTION, SPEC_MODULE_FUNCTION, SPEC_MODULE_OFFSET };
-
-struct marker_spec {
-    enum spec_form form;
-    char module[128];
-    char function[256];
-    uintptr_t offset;
-    bool done; /* hooked, or refused: never looked at again */
-};
 
 static struct marker_spec *specs; /* marker_count of them, in metadata */
 static unsigned marker_count;
@@ -60,67 +51,6 @@ static bool module_matches(const struct loaded_module *module, const char *name)
     if (strcmp(name, "main") == 0)
         return module->is_executable;
     return elf_file_name_matches(module->file_name, name);
-}
-
-static bool parse_spec(const char *text, size_t len, struct marker_spec *spec, char *error, size_t error_len)
-{
-    char buffer[400];
-    if (len == 0 || len >= sizeof buffer) {
-        snprintf(error, error_len, "ARENASHIM_REGIONS: empty or overlong marker in the list; "
-                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET separated by ','");
-        return false;
-    }
-    memcpy(buffer, text, len);
-    buffer[len] = '\0';
-    memset(spec, 0, sizeof *spec);
-    char *colon = strchr(buffer, ':');
-    char *plus = strchr(buffer, '+');
-    if (plus && !colon) {
-        *plus = '\0';
-        char *end = NULL;
-        const char *number = plus + 1;
-        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module ||
-            strncmp(number, "0x", 2) != 0 || number[2] == '\0') {
-            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' is not MODULE+0xOFFSET "
-                     "(e.g. main+0x1139, with the offset as nm prints it)", (int)len, text);
-            return false;
-        }
-        unsigned long long value = strtoull(number + 2, &end, 16);
-        if (*end != '\0') {
-            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s': '%s' is not a hexadecimal "
-                     "offset (e.g. main+0x1139)", (int)len, text, number);
-            return false;
-        }
-        spec->form = SPEC_MODULE_OFFSET;
-        strcpy(spec->module, buffer);
-        spec->offset = (uintptr_t)value;
-        return true;
-    }
-    const char *function = buffer;
-    if (colon) {
-        *colon = '\0';
-        if (buffer[0] == '\0' || strlen(buffer) >= sizeof spec->module) {
-            snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' has an empty or overlong "
-                     "MODULE before ':' (e.g. main:handle_request)", (int)len, text);
-            return false;
-        }
-        strcpy(spec->module, buffer);
-        function = colon + 1;
-        spec->form = SPEC_MODULE_FUNCTION;
-    }
-    /* A C or C++ (mangled) symbol name: identifier characters, '.', '$' and '@' (versions). */
-    bool valid = function[0] != '\0' && !(function[0] >= '0' && function[0] <= '9');
-    for (const char *c = function; *c && valid; c++)
-        valid = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                *c == '_' || *c == '.' || *c == '$';
-    if (!valid) {
-        snprintf(error, error_len, "ARENASHIM_REGIONS: marker '%.*s' does not name a function; "
-                 "expected FUNC, MODULE:FUNC or MODULE+0xOFFSET (symbol names as nm prints them, "
-                 "mangled for C++)", (int)len, text);
-        return false;
-    }
-    strcpy(spec->function, function);
-    return true;
 }
 
 struct resolve_context {
@@ -224,15 +154,6 @@ static bool hook_marker(unsigned marker, const struct resolve_context *context, 
         return false;
     __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
     return true;
-}
-
-static void describe(char *out, size_t len, const struct marker_spec *spec)
-{
-    switch (spec->form) {
-    case SPEC_FUNCTION: snprintf(out, len, "%s", spec->function); break;
-    case SPEC_MODULE_FUNCTION: snprintf(out, len, "%s:%s", spec->module, spec->function); break;
-    case SPEC_MODULE_OFFSET: snprintf(out, len, "%s+%#lx", spec->module, (unsigned long)spec->offset); break;
-    }
 }
 
 struct module_query {
@@ -366,10 +287,10 @@ static unsigned parse_all(const char *text)
     for (const char *p = text;; index++) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (!parse_spec(p, len, &specs[index], error, sizeof error))
+        if (!marker_spec_parse(p, len, &specs[index], error, sizeof error))
             log_fatal_startup("%s", error);
         struct marker_entry *entry = marker_table_entry((int32_t)index);
-        describe(entry->spec, sizeof entry->spec, &specs[index]);
+        marker_spec_describe(entry->spec, sizeof entry->spec, &specs[index]);
         if (!comma)
             break;
         p = comma + 1;
