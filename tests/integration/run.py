@@ -971,6 +971,77 @@ def cases():
 
     # 12. Large heaps outside regions: the preload's extent bookkeeping keeps up with jemalloc.
     c.append(FuncCase("large-heap/1g-4k-build-ratio", heap_build_ratio("1G", 4096)))
+    c.extend(issue14_cases(B))
+    return c
+
+
+# --- issue 14: documented behaviour that had no test ---------------------------------------------
+#
+# Each block below tests one promise of README.md (Options, Known limits, Usage) or
+# docs/design.md ("Entry points", "Limits") that nothing tested before.  Every check was seen
+# failing once against a build with the promise broken (the commit message says how).
+
+# 1. System-call guards (preload/shim/syscall_guard.c): a dangling buffer handed to any of the
+# guarded calls is reported before the call, like a dangling access in the program's own code.
+# READ: the kernel would read the buffer (the call sends it); WRITE: the kernel would fill it.
+GUARDED_CALLS = (
+    ("write", "READ"), ("pwrite", "READ"), ("writev", "READ"), ("send", "READ"), ("sendto", "READ"),
+    ("fwrite", "READ"), ("fwrite_unlocked", "READ"),
+    ("read", "WRITE"), ("pread", "WRITE"), ("readv", "WRITE"), ("recv", "WRITE"), ("recvfrom", "WRITE"),
+    ("fread", "WRITE"), ("fread_unlocked", "WRITE"),
+)
+
+
+def guard_report_check(call, recover):
+    """tests/programs/io_guard.c CALL under ARENASHIM_REGIONS=make_buffer: exactly one report,
+    whose access backtrace starts in arenashim's guard of CALL (pwrite and pread are pwrite64 and
+    pread64, one function under two names) called from the program's use_CALL, and which ends
+    with the verdict of the mode."""
+    guard = {"pwrite": "pwrite(64)?", "pread": "pread(64)?"}.get(call, re.escape(call))
+    user = "use_" + call.replace("_unlocked", "")
+
+    def check(run, case_dir):
+        lines = run.err.splitlines()
+        reports = [l for l in lines if re.fullmatch(REPORT_RE, l)]
+        expect(len(reports) == 1, "%d reports, expected one for %s" % (len(reports), call))
+        expect("  access backtrace:" in lines, "the report has no access backtrace")
+        at = lines.index("  access backtrace:")
+        frame0, frame1 = (lines[at + 1].strip(), lines[at + 2].strip()) if len(lines) > at + 2 else ("", "")
+        expect(re.fullmatch(r"#0 0x[0-9a-f]+ libarenashim\.so\+0x[0-9a-f]+ \(%s\+0x[0-9a-f]+\)" % guard, frame0),
+               "frame #0 of the access backtrace is %r, not arenashim's guard of %s" % (frame0, call))
+        expect(re.fullmatch(r"#1 0x[0-9a-f]+ io_guard\+0x[0-9a-f]+ \(%s\+0x[0-9a-f]+\)" % user, frame1),
+               "frame #1 of the access backtrace is %r, not the program's %s" % (frame1, user))
+        verdict = r"^==\d+==CONTINUING \(on_dangling=recover" if recover else r"^==\d+==ABORTING \(on_dangling=abort\)"
+        expect(re.search(verdict, run.err, re.M), "the report does not end with /%s/" % verdict)
+    return check
+
+
+def issue14_syscall_guard_cases(B):
+    c = []
+    regions = {"ARENASHIM_REGIONS": "make_buffer"}
+    # The baseline: the marker alone (the buffer dangles, but nothing touches it) reports nothing.
+    c.append(Case("syscall-guard/none", [B + "io_guard", "none"], env=regions, stats=True, stdout="done\n",
+                  stderr_lacks="use-after-region-free",
+                  check=stats_equal(regions_begun=1, regions_ended=1, dangling_accesses=0)))
+    for call, access in GUARDED_CALLS:
+        # recover: reported once, then the call runs on the buffer as it was (contents kept),
+        # so the program's output is the plain run's: the bytes arrived, or were filled in.
+        c.append(Case("syscall-guard/%s-recover" % call, [B + "io_guard", call], env=regions,
+                      options="on_dangling=recover", stats=True, same_as_plain=True,
+                      stdout_re=r"^%s: returned \d+, data ok$" % re.escape(call),
+                      stderr_first=report_re(access, "make_buffer"),
+                      check=all_of(stats_equal(dangling_accesses=1), guard_report_check(call, True))))
+        # abort: the report, then SIGSEGV before the call returns (not a silent EFAULT).
+        c.append(Case("syscall-guard/%s-abort" % call, [B + "io_guard", call], env=regions, rc=-11,
+                      stdout_lacks="%s: returned" % call, stderr_first=report_re(access, "make_buffer"),
+                      check=guard_report_check(call, False)))
+    return c
+
+
+def issue14_cases(B):
+    """The cases of issue 14, block by block."""
+    c = []
+    c += issue14_syscall_guard_cases(B)
     return c
 
 
