@@ -13,7 +13,9 @@ library only.
 
 The programs check what they can see themselves (the statistics JSON, which chunks new
 regions get) and exit non-zero with "FAILED ..." lines; this runner adds the checks on stderr
-(verbose=1 referrer lines, the one-time give-up warning) and on crashes and time.
+(verbose=1 referrer lines, the one-time give-up warning) and on crashes.  No case asserts how
+fast anything ran (speed belongs to bench/): each has only a generous timeout, after which a
+hung program is killed and fails.
 """
 import argparse
 import os
@@ -31,14 +33,13 @@ import harness  # noqa: E402  (tests/lib: what the program suites share)
 
 
 class Case:
-    def __init__(self, name, argv, options="", timeout=20.0, check=None, env=None, max_seconds=None):
+    def __init__(self, name, argv, options="", timeout=20.0, check=None, env=None):
         self.name = name
         self.argv = argv
         self.options = options
         self.timeout = timeout
         self.check = check  # extra check(result) -> error string or None
         self.env = env or {}
-        self.max_seconds = max_seconds
 
 
 class Result:
@@ -84,9 +85,13 @@ def helper_tid(result):
 
 
 def giveup_warned_once(result):
-    count = sum(1 for line in result.stderr.splitlines() if "scan given up" in line)
-    if count != 1:
-        return "the 'scan given up' warning appeared %d times on stderr (expected once)" % count
+    lines = [line for line in result.stderr.splitlines() if "scan given up" in line]
+    if len(lines) != 1:
+        return "the 'scan given up' warning appeared %d times on stderr (expected once)" % len(lines)
+    # The warning names the thread that would not stop: the program's helper.
+    want = "thread %s did not stop" % helper_tid(result)
+    if want not in lines[0]:
+        return "the 'scan given up' warning does not say %r: %s" % (want, lines[0])
     return None
 
 
@@ -169,19 +174,19 @@ def make_cases(binary_dir):
         Case("metadata_registry_after_many_scans", [os.path.join(binary_dir, "metadata"), "full",
                                                     "1200", "3000"]),
         Case("giveup_blocked_stop_signal", [os.path.join(binary_dir, "giveup"), "one"],
-             check=giveup_warned_once, max_seconds=8),
+             check=giveup_warned_once),
         Case("giveup_all_signals_blocked", [os.path.join(binary_dir, "giveup"), "all"],
-             check=giveup_warned_once, max_seconds=8),
+             check=giveup_warned_once),
         Case("stress_4_threads_3s", [os.path.join(binary_dir, "stress"), "3"], "quarantine_max=4M",
-             timeout=30, max_seconds=15),
+             timeout=30),
         # The lost-pointer race: concurrent (where the kernel tracks writes), the world
         # stopped throughout, and one marking thread.
         Case("race_lost_pointer_concurrent", [os.path.join(binary_dir, "race"), "3"], "",
-             timeout=60, max_seconds=30, check=expect_path("concurrent")),
+             timeout=60, check=expect_path("concurrent")),
         Case("race_lost_pointer_stop", [os.path.join(binary_dir, "race"), "2"], "scan_mode=stop",
-             timeout=60, max_seconds=30, check=expect_path("stop")),
+             timeout=60, check=expect_path("stop")),
         Case("race_lost_pointer_one_thread", [os.path.join(binary_dir, "race"), "2"],
-             "scan_threads=1", timeout=60, max_seconds=30),
+             "scan_threads=1", timeout=60),
         Case("verbose_names_concurrent_path", [os.path.join(binary_dir, "race"), "0.5"], "verbose=1",
              timeout=60, check=expect_verbose_path("concurrent")),
         Case("verbose_names_stop_path", [os.path.join(binary_dir, "race"), "0.5"],
@@ -192,7 +197,7 @@ def make_cases(binary_dir):
         Case("sparse_16g_mapping", [os.path.join(binary_dir, "sparse")]),
         Case("fork_child_scans", [os.path.join(binary_dir, "fork")], timeout=30),
         Case("thread_churn_during_scans", [os.path.join(binary_dir, "threads"), "churn", "1.5"],
-             timeout=20, max_seconds=10),
+             timeout=20),
         Case("scan_after_main_pthread_exit", [os.path.join(binary_dir, "threads"), "main_exit"],
              timeout=20),
     ]
@@ -256,8 +261,6 @@ def judge(case, result):
         return "the program did not finish (no DONE line)"
     if "==ERROR: arenashim" in result.stderr:
         return "a dangling-access report on stderr"
-    if case.max_seconds is not None and result.seconds > case.max_seconds:
-        return "took %.1f s (limit %.0f s)" % (result.seconds, case.max_seconds)
     if case.check:
         return case.check(result)
     return None

@@ -2,12 +2,13 @@
  * threads.c — stopping the world while threads come, go and run.
  *
  * mode "churn": one thread keeps creating and joining short-lived threads (each allocates in
- * a region) while the main thread scans in a loop for SECONDS.  Every scan must either run or
- * give up, never hang or crash; most must run.
+ * a region) while the main thread scans in a loop for SECONDS.  Every collect must end in a
+ * scan or a give-up (counted), never crash; most must run.  A collect that hangs is the
+ * runner's timeout; how long collects take is bench/'s business.
  *
  * mode "main_exit": the main thread calls pthread_exit() (it becomes a zombie that can take
- * no signal); a worker then scans: scans must run (not give up), in bounded time, and
- * release the worker's dead chunks.
+ * no signal); a worker then scans: the scans must run (the scans counter grows, scan_giveups
+ * does not) and release the worker's dead chunks.
  */
 #include "scanutil.h"
 
@@ -48,28 +49,24 @@ static int run_churn(void)
     pthread_t thread;
     unsigned long created = 0;
     pthread_create(&thread, NULL, creator, &created);
-    double end = su_now() + seconds, longest = 0;
+    double end = su_now() + seconds;
     unsigned collects = 0;
     while (su_now() < end) {
         su_make_dead(SPAN_OBJECT_BYTES, 0, NULL, NULL);
-        double t = su_now();
         arenashim_collect();
-        t = su_now() - t;
-        if (t > longest)
-            longest = t;
         collects++;
     }
     stop = 1;
     pthread_join(thread, NULL);
     su_stats_refresh();
     unsigned long long scans = su_json_number("scans"), giveups = su_json_number("scan_giveups");
-    printf("%u collects, %llu scans, %llu given up, %lu threads created, longest collect %.3f s\n",
-           collects, scans, giveups, created, longest);
+    printf("%u collects, %llu scans, %llu given up, %lu threads created\n", collects, scans, giveups,
+           created);
     CHECK(created > 0, "no thread was created");
+    CHECK(collects > 0, "no collect ran");
     CHECK(scans + giveups >= collects, "%u collects but %llu scans and %llu give-ups", collects, scans,
           giveups);
     CHECK(scans * 2 >= collects, "only %llu of %u scans ran (%llu given up)", scans, collects, giveups);
-    CHECK(longest < 2.0, "a collect took %.2f s", longest);
     return 0;
 }
 
@@ -82,17 +79,15 @@ static void *after_main_exit(void *arg)
     su_make_dead(SPAN_OBJECT_BYTES, 0, NULL, NULL);
     su_stats_refresh();
     unsigned long long released = su_json_number("chunks_released");
-    double start = su_now();
+    unsigned long long scans_before = su_json_number("scans");
     su_collect_clean();
     su_collect_clean();
-    double elapsed = su_now() - start;
     su_stats_refresh();
     unsigned long long scans = su_json_number("scans"), giveups = su_json_number("scan_giveups");
-    printf("after main exited: %llu scans, %llu given up, %.3f s\n", scans, giveups, elapsed);
-    CHECK(elapsed < 5.0, "two collects took %.2f s", elapsed);
+    printf("after main exited: %llu scans (%llu before), %llu given up\n", scans, scans_before, giveups);
     /* The second collect finds the quarantine empty and scans nothing. */
-    CHECK(scans >= 1 && giveups == 0, "scans %llu, scan_giveups %llu: the exited main thread stops "
-          "every scan", scans, giveups);
+    CHECK(scans > scans_before && giveups == 0, "scans %llu -> %llu, scan_giveups %llu: no scan ran "
+          "after the main thread exited", scans_before, scans, giveups);
     CHECK(su_json_number("chunks_released") >= released + 2, "chunks_released %llu -> %llu", released,
           su_json_number("chunks_released"));
     su_print_stats("end");
