@@ -75,15 +75,43 @@ static inline __attribute__((unused)) const char *su_stats_refresh(void)
     return su_json;
 }
 
-/* A numeric top-level key of the JSON last read by su_stats_refresh(); ~0 when missing. */
+/* A numeric top-level key of the JSON last read by su_stats_refresh().  A key that is not
+ * there (renamed, removed) or whose value is not a number is a failure of the test, named,
+ * and ends the program: no value could stand in for it without some check passing on it. */
 static inline __attribute__((unused)) unsigned long long su_json_number(const char *key)
 {
-    char pattern[96];
-    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
-    const char *at = strstr(su_json, pattern);
-    if (at == NULL)
-        return ~0ull;
-    return strtoull(at + strlen(pattern), NULL, 10);
+    size_t key_len = strlen(key);
+    int depth = 0;
+    for (const char *p = su_json; *p; p++) {
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        } else if (*p == '"') {
+            const char *start = ++p;
+            while (*p && *p != '"')
+                p += p[0] == '\\' && p[1] ? 2 : 1;
+            if (*p == '\0')
+                break;
+            if (depth == 1 && (size_t)(p - start) == key_len && memcmp(start, key, key_len) == 0 &&
+                p[1] == ':') {
+                const char *value = p + 2;
+                while (*value == ' ')
+                    value++;
+                char *end;
+                errno = 0;
+                unsigned long long number = strtoull(value, &end, 10);
+                if (end != value && *value != '-' && errno == 0)
+                    return number;
+                printf("FAILED scanutil.h: statistics key \"%s\" is not a number: %.40s\n", key, value);
+                fflush(stdout);
+                exit(1);
+            }
+        }
+    }
+    printf("FAILED scanutil.h: statistics key \"%s\" is missing from arenashim_stats_json()\n", key);
+    fflush(stdout);
+    exit(1);
 }
 
 static inline __attribute__((unused)) unsigned long long su_stat(const char *key)
