@@ -22,12 +22,18 @@ their form:
     ==PID==ERROR: arenashim: use-after-region-free on address 0xADDR (READ|WRITE of region #N, marker 'SPEC')
       access backtrace:
         #i 0xPC module+0xOFF (symbol+0xOFF)          (module and symbol when known)
-      the address is N bytes into the memory of region #N [0x.., 0x..) of thread TN   (optional)
+      the address is N bytes into the memory of region #N [0x.., 0x..) of thread TN
       it is K bytes into an object of S bytes at 0x..., allocated at:   + frames
         | allocation site: not sampled (...) | allocation site: not recorded (...)
       region began at:                                 + frames
       region ended at:                                 + frames
     ==PID==ABORTING ... | ==PID==CONTINUING ...
+
+The lines from "the address is" to "region ended at" are printed whenever the address lies in
+a known dead region (preload/report/dangling.c), which is whenever the first line names one
+(region #N > 0, marker other than '(unknown)'): then each is required, and the address line's
+region number must be the first line's.  A report of an address in no known region (region #0,
+marker '(unknown)') has none of them: the end line follows the access backtrace.
 """
 
 import json
@@ -89,7 +95,8 @@ class Report:
         self.region = None
         self.marker = None
         self.access_frames = []
-        self.address_line = None
+        self.address_line = None  # the "the address is ..." match (always, for a known region)
+        self.thread = None  # TN of "... of thread TN"
         self.object = None  # (offset, size, address) when the allocation site is known
         self.alloc_frames = []
         self.alloc_note = None  # the "allocation site: ..." line when it is not known
@@ -145,11 +152,29 @@ def parse_one_report(lines, i):
     need("  access backtrace:")
     r.access_frames, i = parse_frames(lines, i, "access backtrace")
     expect(i < len(lines), "report ends after the access backtrace")
-    if lines[i].startswith("  the address is"):
-        m = ADDRESS_LINE_RE.fullmatch(lines[i])
-        expect(m, "malformed line %r" % lines[i])
-        r.address_line = m
+    known_region = not (r.region == 0 and r.marker == "(unknown)")
+    if not known_region:
+        # dangling.c: an address in no known region; nothing but the end line follows.
+        m = END_RE.fullmatch(lines[i])
+        expect(m, "report of an address in no known region: expected the ==PID==ABORTING/CONTINUING "
+               "line after the access backtrace, got %r" % lines[i])
+        r.end_pid, r.ending = int(m.group(1)), m.group(2)
+        expect(r.end_pid == r.pid, "report: last line's pid %d differs from the first line's %d" % (r.end_pid, r.pid))
         i += 1
+        r.lines = lines[start:i]
+        return r, i
+    # A known region: dangling.c always prints where in it the address lies, and whose it was.
+    m = ADDRESS_LINE_RE.fullmatch(lines[i])
+    expect(m, "report of region #%d: expected 'the address is N bytes into the memory of region #N "
+           "[0x.., 0x..) of thread TN' after the access backtrace, got %r" % (r.region, lines[i]))
+    r.address_line = m
+    r.thread = int(m.group(5))
+    expect_equal(int(m.group(2)), r.region, "region number of the address line")
+    start_address, end_address = int(m.group(3), 16), int(m.group(4), 16)
+    expect(start_address <= r.address < end_address,
+           "the address %#x is not in the range [%#x, %#x) of the address line" % (r.address, start_address, end_address))
+    expect_equal(int(m.group(1)), r.address - start_address, "offset of the address line")
+    i += 1
     expect(i < len(lines), "report ends before the allocation site")
     m = OBJECT_LINE_RE.fullmatch(lines[i])
     if m:
@@ -407,8 +432,9 @@ def leak_abort_report(ctx):
     for f in r.access_frames + r.alloc_frames:
         if f[2] in ("print_last_name", "make_name", "handle_request", "main"):
             expect(f[3] == "leak", "frame of %s names module %r, not leak" % (f[2], f[3]))
-    if r.address_line:
-        expect_equal(int(r.address_line.group(2)), r.region, "region number of the address line")
+    expect(r.address_line is not None, "the report has no 'the address is ... of thread TN' line")
+    expect_equal(int(r.address_line.group(2)), r.region, "region number of the address line")
+    expect_equal(r.thread, 0, "the thread of the address line (the main thread, the program's only one, is T0)")
 
 
 @case
@@ -663,8 +689,8 @@ def threads_reports_not_interleaved(ctx):
         expect_equal(sorted(r.access for r in reports), ["READ", "READ", "WRITE", "WRITE"], "access kinds")
         expect(len({r.address for r in reports}) == 4, "the 4 reports do not name 4 addresses")
         expect(len({r.region for r in reports}) == 4, "the 4 reports do not name 4 regions")
-        threads = {int(r.address_line.group(5)) for r in reports if r.address_line}
-        expect(len(threads) in (0, 4), "the reports' 'of thread TN' are not 4 threads: %r" % threads)
+        threads = {r.thread for r in reports}
+        expect(len(threads) == 4, "the reports' 'of thread TN' are not 4 threads: %r" % threads)
 
 
 @case
