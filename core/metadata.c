@@ -78,6 +78,14 @@ static bool area_open(size_t at_least)
     return true;
 }
 
+/* Never decreases: metadata is never unmapped (pools reuse what is freed). */
+static size_t area_taken_bytes;
+
+size_t metadata_taken_bytes(void)
+{
+    return __atomic_load_n(&area_taken_bytes, __ATOMIC_RELAXED);
+}
+
 static void *area_take(size_t bytes)
 {
     void *p = NULL;
@@ -92,6 +100,7 @@ static void *area_take(size_t bytes)
         if (need <= area.committed) {
             p = (void *)area.cursor;
             area.cursor = need;
+            __atomic_fetch_add(&area_taken_bytes, bytes, __ATOMIC_RELAXED);
         }
     }
     spin_lock_release(&area.lock);

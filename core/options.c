@@ -73,12 +73,17 @@ bool options_parse_size(const char *text, size_t len, size_t *value)
     return true;
 }
 
+/* The message, cut to error_len, always one line: it quotes the user's text, which may hold
+ * any byte, so control characters (a newline that would forge a line of output) become '?'. */
 static bool fail(char *error, size_t error_len, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
     vsnprintf(error, error_len, format, args);
     va_end(args);
+    for (size_t i = 0; i < error_len && error[i] != '\0'; i++)
+        if ((unsigned char)error[i] < 0x20 || error[i] == 0x7f)
+            error[i] = '?';
     return false;
 }
 
@@ -182,6 +187,17 @@ static bool read_on_dangling(struct options *options, const char *value, size_t 
         options->on_dangling = ON_DANGLING_ABORT;
     else if (value_is(value, len, "recover"))
         options->on_dangling = ON_DANGLING_RECOVER;
+    else
+        return false;
+    return true;
+}
+
+static bool read_on_bad_marker(struct options *options, const char *value, size_t len)
+{
+    if (value_is(value, len, "exit"))
+        options->bad_markers_warn = false;
+    else if (value_is(value, len, "warn"))
+        options->bad_markers_warn = true;
     else
         return false;
     return true;
@@ -303,6 +319,7 @@ static const struct option_key option_keys[] = {
     { "chunk_size", read_chunk_size, "a power of two from 64K to 1G, e.g. chunk_size=1M" },
     { "reserve", read_reserve, "a size from 64M to 64T, e.g. reserve=256G" },
     { "on_dangling", read_on_dangling, "'abort' or 'recover'" },
+    { "on_bad_marker", read_on_bad_marker, "'exit' or 'warn'" },
     { "partial_reuse", read_partial_reuse, "0 or 1" },
     { "revoke_batch", read_revoke_batch, "0 (off: strict) or a count of region ends from 2 to 65536, "
                                          "e.g. revoke_batch=32" },

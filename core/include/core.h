@@ -582,6 +582,8 @@ double seconds_of_cycles(uint64_t cycles);
 /* --- metadata: the core's own memory, never from malloc (metadata.c) ---------------------- */
 
 void *metadata_map(size_t bytes);
+/* Bytes of metadata address space handed out so far (statistics: "metadata_bytes"). */
+size_t metadata_taken_bytes(void);
 /* Memory that is metadata without coming from metadata_map (the library's own .data/.bss). */
 void metadata_register(const void *start, size_t bytes);
 /* Zeroed metadata of any size up to 64 GiB (a power-of-two class); NULL when exhausted.

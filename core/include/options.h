@@ -27,6 +27,8 @@ struct options {
     size_t reserve;
     bool reserve_given; /* set by the user: an error if it cannot be had, never shrunk */
     enum on_dangling_action on_dangling;
+    bool bad_markers_warn; /* on_bad_marker=warn: a marker that names nothing or is refused is
+                            * reported, not fatal, even in the process the user started */
     bool partial_reuse;
     unsigned revoke_batch; /* 0: off; N >= 2: dead regions revoked every N region ends */
     bool kernel_features_off; /* kernel_features=none: the fallbacks of an old kernel */

@@ -412,9 +412,7 @@ static uint64_t follow_frame(struct shadow_stack *shadow, uintptr_t slot, uintpt
 
 static struct shadow_stack *thread_shadow(void)
 {
-    if (hook_shadow == NULL)
-        hook_shadow = metadata_map(sizeof(struct shadow_stack));
-    return hook_shadow;
+    return shadow_stack_of_thread();
 }
 
 static void follow(void *object, size_t size)

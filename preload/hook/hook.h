@@ -30,10 +30,11 @@
 #include "arch.h"
 #include "binding.h"
 
-#define HOOKS_MAX 4096
+/* Hooks: every marker, plus dlopen's, the link map's and discovery's.  A marker's hook index
+ * is pushed by its trampoline; the table is static (its untouched pages cost nothing). */
+#define HOOKS_MAX 65536
+#define MARKERS_MAX (HOOKS_MAX - 64)
 #define SHADOW_STACK_ENTRIES 4096
-/* Markers a thread can be inside at once, by id (recursion of one marker opens one region). */
-#define MARKER_DEPTH_TRACKED 256
 
 enum hook_kind {
     HOOK_MARKER = 0,   /* every call is a region of marker */
@@ -66,14 +67,28 @@ struct shadow_entry {
     };
 };
 
+/* A thread's hooked frames, and how deep it is inside each marker (recursion of one marker
+ * opens one region).  Made at the thread's first hooked call with one depth per marker (the
+ * marker count is final before any hook can run), pooled at thread exit: a service that
+ * makes threads for weeks reuses them. */
 struct shadow_stack {
     unsigned depth;
+    unsigned marker_slots;         /* entries of marker_depth */
+    struct shadow_stack *next_free; /* in the pool */
     struct shadow_entry entries[SHADOW_STACK_ENTRIES];
+    uint16_t marker_depth[];
 };
 
 /* Per-thread hook state. */
 extern __thread struct shadow_stack *hook_shadow TLS_INITIAL_EXEC;
-extern __thread uint16_t hook_marker_depth[MARKER_DEPTH_TRACKED] TLS_INITIAL_EXEC;
+
+/* The markers' count, fixed at start-up before anything is hooked (markers.c). */
+void hook_set_marker_slots(unsigned count);
+/* The calling thread's shadow stack, made or taken from the pool; NULL without memory. */
+struct shadow_stack *shadow_stack_of_thread(void);
+/* Thread exit: its shadow stack goes back to the pool (its frames are gone). */
+void shadow_stack_thread_exit(void);
+void shadow_stack_fork_child(void);
 
 /* Set when region begin/end record backtraces: the fast paths then defer to the slow ones. */
 extern bool hook_fast_paths_enabled;

@@ -17,7 +17,10 @@
 #include "markers.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
+#include <sys/stat.h>
 #include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,9 +111,13 @@ static bool remember_module(const struct loaded_module *module, void *data)
  * stack top is no return address). */
 static bool forbidden_function(const struct resolve_context *context, char *why, size_t why_len)
 {
-    Dl_info self, target;
-    if (dladdr((void *)forbidden_function, &self) && dladdr((void *)context->bounds.start, &target) &&
-        self.dli_fbase == target.dli_fbase) {
+    /* dladdr of the function would scan its module's symbols: once per marker adds up
+     * when a library's whole API is marked.  Our own base is looked up once. */
+    static uintptr_t own_base;
+    Dl_info self;
+    if (own_base == 0 && dladdr((void *)forbidden_function, &self))
+        own_base = (uintptr_t)self.dli_fbase;
+    if (own_base != 0 && context->module.load_base == own_base) {
         snprintf(why, why_len, "it is part of arenashim itself");
         return true;
     }
@@ -257,14 +264,20 @@ static bool decide_root_process(void)
     return true;
 }
 
-/* An error in the root process; a warning (verbose) elsewhere.  A function that was found
- * but cannot be hooked is refused; one this program simply lacks stays unresolved. */
+static unsigned bad_marker_count;
+
+/* An error in the root process (unless on_bad_marker=warn); a warning (verbose) elsewhere.
+ * A function that was found but cannot be hooked is refused; one this program simply lacks
+ * stays unresolved, except under on_bad_marker=warn, where the root process lists it as
+ * refused with the reason (a whole API pasted in, some of it unhookable or absent). */
 static void marker_problem(unsigned marker, const char *message, bool refused)
 {
-    if (root_process)
+    bool warn_only = core_config.options.bad_markers_warn;
+    if (root_process && !warn_only)
         log_fatal_startup("%s", message);
-    if (refused)
+    if (refused || (root_process && warn_only))
         marker_table_refuse((int32_t)marker, message);
+    bad_marker_count++;
     if (core_config.options.verbose >= 1)
         log_warn("%s", message);
 }
@@ -276,9 +289,9 @@ static unsigned parse_all(const char *text)
     unsigned count = 1;
     for (const char *p = text; *p; p++)
         count += *p == ',';
-    if (count > MARKER_DEPTH_TRACKED)
+    if (count > MARKERS_MAX)
         log_fatal_startup("ARENASHIM_REGIONS: %u markers; at most %d are supported", count,
-                          MARKER_DEPTH_TRACKED);
+                          MARKERS_MAX);
     specs = metadata_alloc(count * sizeof *specs);
     if (specs == NULL || !marker_table_init(count) || !core_markers_init(count))
         log_fatal_startup("ARENASHIM_REGIONS: no memory for %u markers", count);
@@ -381,10 +394,68 @@ bool markers_check_hookable(uintptr_t function, char *why, size_t why_len)
                             context.module.text_end, why, why_len);
 }
 
+/* ARENASHIM_REGIONS=@FILE: the specs come from FILE, separated by commas, spaces or
+ * newlines, '#' starting a comment to the end of the line (what discover proposes, or a
+ * library's whole API, exceeds what an environment variable holds).  Returns the specs as
+ * one comma-separated text in metadata, or NULL when the file has none. */
+#define REGIONS_FILE_MAX ((size_t)64 << 20)
+static const char *read_regions_file(const char *path)
+{
+    if (getauxval(AT_SECURE)) {
+        /* The file would be read with privileges the user does not have, and its lines
+         * echoed in error messages. */
+        log_warn("secure-execution process: ARENASHIM_REGIONS=@%s is ignored", path);
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        log_fatal_startup("ARENASHIM_REGIONS: cannot read the marker file '%s': %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > REGIONS_FILE_MAX)
+        log_fatal_startup("ARENASHIM_REGIONS: the marker file '%s' is not a regular file of at most %zu MiB",
+                          path, REGIONS_FILE_MAX >> 20);
+    size_t size = (size_t)st.st_size;
+    char *raw = metadata_map(size + 1), *text = metadata_map(size + 1);
+    if (raw == NULL || text == NULL)
+        log_fatal_startup("ARENASHIM_REGIONS: no memory to read the marker file '%s'", path);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, raw + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    /* Comments out, every run of separators one comma. */
+    size_t length = 0;
+    bool in_comment = false;
+    for (size_t i = 0; i < got; i++) {
+        char c = raw[i];
+        if (c == '\n')
+            in_comment = false;
+        else if (c == '#')
+            in_comment = true;
+        if (in_comment || c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            if (length > 0 && text[length - 1] != ',')
+                text[length++] = ',';
+            continue;
+        }
+        text[length++] = c;
+    }
+    if (length > 0 && text[length - 1] == ',')
+        length--;
+    text[length] = '\0';
+    return length ? text : NULL;
+}
+
 void markers_init(void)
 {
     const char *text = getenv("ARENASHIM_REGIONS");
     char error[600];
+    if (text != NULL && text[0] == '@')
+        text = read_regions_file(text + 1);
     if (text == NULL || text[0] == '\0')
         return;
     unsigned count = parse_all(text);
@@ -395,8 +466,14 @@ void markers_init(void)
         log_fatal_startup("ARENASHIM_REGIONS: function markers cannot work here: %s", error);
     hooks_ready = true;
     marker_count = count;
+    hook_set_marker_slots(count);
     for (unsigned i = 0; i < count; i++)
         resolve_at_startup(i);
+    if (bad_marker_count && root_process && core_config.options.bad_markers_warn &&
+        core_config.options.verbose == 0)
+        log_warn("ARENASHIM_REGIONS: %u of %u markers refused or naming nothing (on_bad_marker=warn); "
+                 "verbose=1 says why at start-up, stats=1 or stats_json at exit", bad_marker_count, count);
+    elf_symbol_indexes_release();
     elf_for_each_module(remember_module, NULL);
     install_dlopen_hooks();
     install_link_map_hook();
@@ -430,6 +507,7 @@ void markers_after_link_map_change(void)
         }
     }
     elf_for_each_module(remember_module, NULL);
+    elf_symbol_indexes_release();
     spin_lock_release(&markers_lock);
 }
 
@@ -441,6 +519,9 @@ void markers_fork_child(void)
 void markers_report_unresolved(void)
 {
     if (core_config.heap_only || (!root_process && core_config.options.verbose == 0))
+        return;
+    /* Under on_bad_marker=warn the list may be a library's whole API: start-up said how many. */
+    if (core_config.options.bad_markers_warn && core_config.options.verbose == 0)
         return;
     for (unsigned i = 0; i < marker_table_count(); i++) {
         const struct marker_entry *m = marker_table_entry((int32_t)i);

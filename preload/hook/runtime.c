@@ -11,7 +11,6 @@
 #include "hook.h"
 
 __thread struct shadow_stack *hook_shadow TLS_INITIAL_EXEC;
-__thread uint16_t hook_marker_depth[MARKER_DEPTH_TRACKED] TLS_INITIAL_EXEC;
 
 struct hook hook_table[HOOKS_MAX];
 unsigned hook_count;
@@ -39,9 +38,9 @@ uintptr_t hook_enter_fast_unchecked(uintptr_t index, uintptr_t *slot)
     struct shadow_stack *shadow = hook_shadow;
     const struct hook *hook = &hook_table[index];
     if (thread == NULL || shadow == NULL || hook->kind != HOOK_MARKER ||
-        shadow->depth >= SHADOW_STACK_ENTRIES)
+        shadow->depth >= SHADOW_STACK_ENTRIES || (unsigned)hook->marker >= shadow->marker_slots)
         return 0;
-    bool open = hook_marker_depth[hook->marker] == 0;
+    bool open = shadow->marker_depth[hook->marker] == 0;
     struct region *region = bound_region_cache;
     if (open && region == NULL)
         return 0;
@@ -62,7 +61,7 @@ uintptr_t hook_enter_fast_unchecked(uintptr_t index, uintptr_t *slot)
         region_open_fast(thread, region, hook->marker, *slot);
         entry->region = region;
     }
-    hook_marker_depth[hook->marker]++;
+    shadow->marker_depth[hook->marker]++;
     *slot = (uintptr_t)arenashim_exit_stub;
     return hook->resume;
 }
@@ -93,7 +92,7 @@ uintptr_t hook_exit_fast(uintptr_t *slot)
         region->outer = bound_region_cache;
         bound_region_cache = region;
     }
-    hook_marker_depth[hook->marker]--;
+    shadow->marker_depth[hook->marker]--;
     uintptr_t real_return = entry->real_return;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_store_n(&shadow->depth, depth - 1, __ATOMIC_RELAXED);

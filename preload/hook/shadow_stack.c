@@ -19,6 +19,62 @@
 
 static void (*link_map_listener)(void);
 
+/* Shadow stacks of exited threads, for the next threads. */
+static struct {
+    spin_lock lock;
+    struct shadow_stack *free;
+    unsigned marker_slots;
+} shadow_pool = { .lock = SPIN_LOCK_INIT };
+
+void hook_set_marker_slots(unsigned count)
+{
+    shadow_pool.marker_slots = count;
+}
+
+static size_t shadow_stack_bytes(unsigned marker_slots)
+{
+    return sizeof(struct shadow_stack) + (size_t)marker_slots * sizeof(uint16_t);
+}
+
+struct shadow_stack *shadow_stack_of_thread(void)
+{
+    if (hook_shadow != NULL)
+        return hook_shadow;
+    spin_lock_acquire(&shadow_pool.lock);
+    struct shadow_stack *shadow = shadow_pool.free;
+    if (shadow)
+        shadow_pool.free = shadow->next_free;
+    spin_lock_release(&shadow_pool.lock);
+    if (shadow == NULL) {
+        shadow = metadata_map(shadow_stack_bytes(shadow_pool.marker_slots));
+        if (shadow == NULL)
+            return NULL;
+        shadow->marker_slots = shadow_pool.marker_slots;
+    }
+    hook_shadow = shadow;
+    return shadow;
+}
+
+void shadow_stack_thread_exit(void)
+{
+    struct shadow_stack *shadow = hook_shadow;
+    if (shadow == NULL)
+        return;
+    /* Frames a thread leaves by pthread_exit never return: their depths are cleared. */
+    shadow->depth = 0;
+    memset(shadow->marker_depth, 0, shadow->marker_slots * sizeof shadow->marker_depth[0]);
+    hook_shadow = NULL;
+    spin_lock_acquire(&shadow_pool.lock);
+    shadow->next_free = shadow_pool.free;
+    shadow_pool.free = shadow;
+    spin_lock_release(&shadow_pool.lock);
+}
+
+void shadow_stack_fork_child(void)
+{
+    spin_lock_reset(&shadow_pool.lock);
+}
+
 void hook_set_link_map_listener(void (*listener)(void))
 {
     link_map_listener = listener;
@@ -28,11 +84,8 @@ static bool prepare_thread(void)
 {
     if (binding_current_thread() == NULL)
         return false;
-    if (hook_shadow == NULL) {
-        hook_shadow = metadata_map(sizeof(struct shadow_stack));
-        if (hook_shadow == NULL)
-            return false;
-    }
+    if (shadow_stack_of_thread() == NULL)
+        return false;
     return binding_fill_region_cache();
 }
 
@@ -107,8 +160,9 @@ static void close_entry(struct shadow_entry *entry, uintptr_t end_pc)
         }
         binding_sync_region(thread);
     }
-    if (hook_marker_depth[hook->marker] > 0)
-        hook_marker_depth[hook->marker]--;
+    struct shadow_stack *shadow = hook_shadow;
+    if ((unsigned)hook->marker < shadow->marker_slots && shadow->marker_depth[hook->marker] > 0)
+        shadow->marker_depth[hook->marker]--;
 }
 
 uintptr_t hook_exit_slow(uintptr_t *slot)

@@ -11,6 +11,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -103,37 +104,6 @@ bool elf_file_function_containing(const struct elf_file *file, uintptr_t offset,
     return true;
 }
 
-/* Looks name up in one symbol table.  In .dynsym, a name may have several versions
- * (memcpy@GLIBC_2.2.5 and memcpy@@GLIBC_2.14): the default one, which programs link against
- * today, wins over hidden older ones (.gnu.version, bit 15). */
-static bool search_table(const struct elf_file *file, const Elf64_Shdr *symbols,
-                         const Elf64_Shdr *strings, const uint16_t *versions, const char *name,
-                         Elf64_Sym *found)
-{
-    if (symbols->sh_offset + symbols->sh_size > file->size ||
-        strings->sh_offset + strings->sh_size > file->size || symbols->sh_entsize != sizeof(Elf64_Sym))
-        return false;
-    const Elf64_Sym *table = (const Elf64_Sym *)(file->data + symbols->sh_offset);
-    const char *names = (const char *)(file->data + strings->sh_offset);
-    size_t count = symbols->sh_size / sizeof(Elf64_Sym);
-    bool have = false;
-    for (size_t i = 0; i < count; i++) {
-        const Elf64_Sym *sym = &table[i];
-        unsigned type = ELF64_ST_TYPE(sym->st_info);
-        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym->st_shndx == SHN_UNDEF ||
-            sym->st_name >= strings->sh_size || strcmp(names + sym->st_name, name) != 0)
-            continue;
-        bool hidden = versions && (versions[i] & 0x8000);
-        if (!have || !hidden) {
-            *found = *sym;
-            have = true;
-        }
-        if (!hidden)
-            return true;
-    }
-    return have;
-}
-
 static const uint16_t *versions_of(const struct elf_file *file, const Elf64_Shdr *sections,
                                    unsigned count, const Elf64_Shdr *symbols)
 {
@@ -146,29 +116,176 @@ static const uint16_t *versions_of(const struct elf_file *file, const Elf64_Shdr
     return NULL;
 }
 
+/* --- symbol indexes ----------------------------------------------------------------------
+ *
+ * Marking a library's whole API looks up thousands of names in one module.  The first look-up
+ * in a module maps its file once and sorts each symbol table's functions by the hash of their
+ * names; a look-up is then a binary search and a few string compares instead of a pass over
+ * every symbol.  Indexes live until elf_symbol_indexes_release (the end of a batch of
+ * look-ups: start-up, one dlopen), so no file stays mapped while the program runs. */
+
+#define SYMBOL_INDEXES_MAX 32
+
+struct symbol_table_index {
+    const Elf64_Sym *symbols;
+    const char *names;
+    size_t names_size;
+    const uint16_t *versions; /* .gnu.version for .dynsym, or NULL */
+    uint64_t *order;          /* (name hash << 32 | symbol index), sorted */
+    size_t count;
+};
+
+struct symbol_index {
+    uintptr_t load_base;
+    char path[512];
+    struct elf_file file;
+    bool usable;
+    struct symbol_table_index tables[2]; /* .dynsym, then .symtab */
+    void *order_memory;
+    size_t order_bytes;
+};
+
+static struct symbol_index symbol_indexes[SYMBOL_INDEXES_MAX];
+static unsigned symbol_index_count;
+
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
+static int compare_order(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_defined_function(const Elf64_Sym *sym)
+{
+    unsigned type = ELF64_ST_TYPE(sym->st_info);
+    return (type == STT_FUNC || type == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF;
+}
+
+static void index_table(struct symbol_index *index, unsigned which, const Elf64_Shdr *sections,
+                        unsigned section_count, unsigned wanted, uint64_t **next_order)
+{
+    struct symbol_table_index *table = &index->tables[which];
+    const struct elf_file *file = &index->file;
+    for (unsigned i = 0; i < section_count; i++) {
+        const Elf64_Shdr *symbols = &sections[i];
+        if (symbols->sh_type != wanted || symbols->sh_link >= section_count)
+            continue;
+        const Elf64_Shdr *strings = &sections[symbols->sh_link];
+        if (symbols->sh_offset + symbols->sh_size > file->size ||
+            strings->sh_offset + strings->sh_size > file->size || symbols->sh_entsize != sizeof(Elf64_Sym))
+            continue;
+        table->symbols = (const Elf64_Sym *)(file->data + symbols->sh_offset);
+        table->names = (const char *)(file->data + strings->sh_offset);
+        table->names_size = strings->sh_size;
+        table->versions = wanted == SHT_DYNSYM ? versions_of(file, sections, section_count, symbols) : NULL;
+        table->order = *next_order;
+        size_t count = symbols->sh_size / sizeof(Elf64_Sym);
+        for (size_t k = 0; k < count && k <= UINT32_MAX; k++) {
+            const Elf64_Sym *sym = &table->symbols[k];
+            if (!is_defined_function(sym) || sym->st_name >= table->names_size ||
+                memchr(table->names + sym->st_name, '\0', table->names_size - sym->st_name) == NULL)
+                continue;
+            table->order[table->count++] = (uint64_t)name_hash(table->names + sym->st_name) << 32 | k;
+        }
+        qsort(table->order, table->count, sizeof table->order[0], compare_order);
+        *next_order += table->count;
+        return; /* one table of each kind */
+    }
+}
+
+static struct symbol_index *symbol_index_of(const struct loaded_module *module)
+{
+    for (unsigned i = 0; i < symbol_index_count; i++)
+        if (symbol_indexes[i].load_base == module->load_base &&
+            strcmp(symbol_indexes[i].path, module->path) == 0)
+            return symbol_indexes[i].usable ? &symbol_indexes[i] : NULL;
+    if (symbol_index_count == SYMBOL_INDEXES_MAX)
+        elf_symbol_indexes_release();
+    struct symbol_index *index = &symbol_indexes[symbol_index_count++];
+    memset(index, 0, sizeof *index);
+    index->load_base = module->load_base;
+    memcpy(index->path, module->path, sizeof index->path);
+    if (!elf_file_map(module->path, &index->file))
+        return NULL;
+    const Elf64_Ehdr *header = (const Elf64_Ehdr *)index->file.data;
+    const Elf64_Shdr *sections = (const Elf64_Shdr *)(index->file.data + header->e_shoff);
+    /* Room for every symbol of both tables: an upper bound on the functions indexed. */
+    size_t symbols = 0;
+    for (unsigned i = 0; i < header->e_shnum; i++)
+        if (sections[i].sh_type == SHT_DYNSYM || sections[i].sh_type == SHT_SYMTAB)
+            symbols += sections[i].sh_size / sizeof(Elf64_Sym);
+    index->order_bytes = (symbols + 1) * sizeof(uint64_t);
+    index->order_memory = mmap(NULL, index->order_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (index->order_memory == MAP_FAILED) {
+        index->order_memory = NULL;
+        return NULL;
+    }
+    uint64_t *next_order = index->order_memory;
+    index_table(index, 0, sections, header->e_shnum, SHT_DYNSYM, &next_order);
+    index_table(index, 1, sections, header->e_shnum, SHT_SYMTAB, &next_order);
+    index->usable = true;
+    return index;
+}
+
+void elf_symbol_indexes_release(void)
+{
+    for (unsigned i = 0; i < symbol_index_count; i++) {
+        struct symbol_index *index = &symbol_indexes[i];
+        if (index->order_memory)
+            munmap(index->order_memory, index->order_bytes);
+        if (index->file.data)
+            elf_file_unmap(&index->file);
+    }
+    symbol_index_count = 0;
+}
+
+/* In .dynsym a name may have several versions (memcpy@GLIBC_2.2.5 and memcpy@@GLIBC_2.14):
+ * the default one, which programs link against today, wins over hidden older ones
+ * (.gnu.version, bit 15); among equals, the first in the table. */
+static bool search_index(const struct symbol_table_index *table, const char *name, Elf64_Sym *found)
+{
+    uint64_t key = (uint64_t)name_hash(name) << 32;
+    size_t low = 0, high = table->count;
+    while (low < high) {
+        size_t mid = (low + high) / 2;
+        if (table->order[mid] < key)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    bool have = false;
+    for (size_t i = low; i < table->count && (table->order[i] >> 32) == key >> 32; i++) {
+        uint32_t k = (uint32_t)table->order[i];
+        const Elf64_Sym *sym = &table->symbols[k];
+        if (strcmp(table->names + sym->st_name, name) != 0)
+            continue;
+        bool hidden = table->versions && (table->versions[k] & 0x8000);
+        if (!have || !hidden) {
+            *found = *sym;
+            have = true;
+        }
+        if (!hidden)
+            return true;
+    }
+    return have;
+}
+
 bool elf_find_function(const struct loaded_module *module, const char *name,
                        struct function_bounds *out)
 {
-    struct elf_file file;
-    if (!elf_file_map(module->path, &file))
+    const struct symbol_index *index = symbol_index_of(module);
+    if (index == NULL)
         return false;
-    const Elf64_Ehdr *header = (const Elf64_Ehdr *)file.data;
-    const Elf64_Shdr *sections = (const Elf64_Shdr *)(file.data + header->e_shoff);
     Elf64_Sym sym;
-    bool found = false;
     /* .dynsym first (what the dynamic linker sees), then .symtab (static functions). */
-    for (unsigned pass = 0; pass < 2 && !found; pass++) {
-        unsigned wanted = pass == 0 ? SHT_DYNSYM : SHT_SYMTAB;
-        for (unsigned i = 0; i < header->e_shnum && !found; i++) {
-            if (sections[i].sh_type != wanted || sections[i].sh_link >= header->e_shnum)
-                continue;
-            const uint16_t *versions =
-                wanted == SHT_DYNSYM ? versions_of(&file, sections, header->e_shnum, &sections[i]) : NULL;
-            found = search_table(&file, &sections[i], &sections[sections[i].sh_link], versions, name, &sym);
-        }
-    }
-    elf_file_unmap(&file);
-    if (!found)
+    if (!search_index(&index->tables[0], name, &sym) && !search_index(&index->tables[1], name, &sym))
         return false;
     out->start = module->load_base + sym.st_value;
     out->end = out->start + sym.st_size;

@@ -44,9 +44,12 @@ bool elf_file_is_fixed_address(const struct elf_file *file);
 bool elf_file_function_containing(const struct elf_file *file, uintptr_t offset, char *name,
                                   size_t name_len, uintptr_t *from_start);
 
-/* Looks name up as a defined function; false when the module has no such symbol. */
+/* Looks name up as a defined function; false when the module has no such symbol.  The
+ * first look-up in a module indexes its symbol tables (kept until the release below). */
 bool elf_find_function(const struct loaded_module *module, const char *name,
                        struct function_bounds *out);
+/* The end of a batch of look-ups: unmaps the files and indexes elf_find_function made. */
+void elf_symbol_indexes_release(void);
 /* The function starting exactly at address, bounded by .eh_frame_hdr; false if no FDE
  * starts there. */
 bool elf_function_at(const struct loaded_module *module, uintptr_t address,

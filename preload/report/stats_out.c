@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "binding.h"
@@ -71,6 +72,7 @@ size_t stats_format_json(char *buf, size_t len)
     text_append(&text, "\"partial_reuse\": %s, ", core_config.options.partial_reuse ? "true" : "false");
     text_append(&text, "\"revoke_batch\": %u, ", core_config.options.revoke_batch);
     text_append(&text, "\"kernel_mappings\": %lu, ", kernel_mappings);
+    text_append(&text, "\"metadata_bytes\": %zu, ", metadata_taken_bytes());
     text_append(&text, "\"markers\": [");
     for (unsigned i = 0; i < marker_table_count(); i++) {
         const struct marker_entry *entry = marker_table_entry((int32_t)i);
@@ -157,9 +159,38 @@ size_t stats_format_text(char *buf, size_t len)
 }
 
 
+/* Formats with format into the static buffer, or, when the text needs more (thousands of
+ * markers), into a mapping of its size: mmap, not metadata, because this also runs in the
+ * fatal-signal path.  Returns the text and its length; stats_text_release unmaps. */
+static char stats_buffer[64 << 10];
+
+static char *stats_text(size_t (*format)(char *, size_t), size_t *length)
+{
+    size_t n = format(stats_buffer, sizeof stats_buffer - 1);
+    if (n < sizeof stats_buffer - 1) {
+        *length = n;
+        return stats_buffer;
+    }
+    size_t size = (n + 2 + 4095) & ~(size_t)4095;
+    char *big = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (big == MAP_FAILED) {
+        *length = sizeof stats_buffer - 2; /* cut: better than nothing */
+        return stats_buffer;
+    }
+    /* The counters may have moved between the two calls: never past the mapping. */
+    n = format(big, size - 1);
+    *length = n < size - 1 ? n : size - 2;
+    return big;
+}
+
+static void stats_text_release(char *text, size_t length)
+{
+    if (text != stats_buffer)
+        munmap(text, (length + 2 + 4095) & ~(size_t)4095);
+}
+
 void stats_write(void)
 {
-    static char buffer[64 << 10];
     if (!core_config.initialized)
         return;
     /* A launcher (strace, perf, sh) exits after the program it ran and would overwrite that
@@ -168,18 +199,19 @@ void stats_write(void)
     stats_sum(&counters, bound_thread);
     if (counters.retired.regions_begun == 0 && process_is_launcher())
         return;
+    size_t n;
     if (core_config.options.stats) {
-        size_t n = stats_format_text(buffer, sizeof buffer);
-        log_write(buffer, n < sizeof buffer ? n : sizeof buffer - 1);
+        char *text = stats_text(stats_format_text, &n);
+        log_write(text, n);
+        stats_text_release(text, n);
     }
     if (core_config.options.stats_json[0]) {
         char path[OPTIONS_PATH_MAX + 32];
         stats_count_kernel_mappings();
         path_expand(path, sizeof path, core_config.options.stats_json);
-        size_t n = stats_format_json(buffer, sizeof buffer - 1);
-        if (n >= sizeof buffer - 1)
-            n = sizeof buffer - 2;
-        buffer[n++] = '\n';
-        file_write_atomically(path, buffer, n);
+        char *text = stats_text(stats_format_json, &n);
+        text[n] = '\n';
+        file_write_atomically(path, text, n + 1);
+        stats_text_release(text, n);
     }
 }

@@ -18,6 +18,7 @@
 #include "dangling.h"
 #include "discover.h"
 #include "heap_ranges.h"
+#include "hook.h"
 #include "log.h"
 #include "markers.h"
 #include "report.h"
@@ -47,6 +48,7 @@ static void fork_child(void)
     heap_ranges_fork_child();
     symbolize_fork_child();
     markers_fork_child();
+    shadow_stack_fork_child();
     discover_fork_child();
     binding_fork_child();
     if (core_config.options.log_path[0] && strstr(core_config.options.log_path, "%p")) {

@@ -157,6 +157,7 @@ static void initialize(void)
     fork_handlers_install();
     if (!binding_init())
         log_fatal_startup("cannot create the thread-exit key");
+    binding_set_thread_exit_listener(shadow_stack_thread_exit);
     report_warm_up();
     report_set_unwind_fixup(&shadow_stack_fixup);
     alloc_trace_init();

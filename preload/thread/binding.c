@@ -21,6 +21,12 @@ __thread uintptr_t bound_suspended_below TLS_INITIAL_EXEC;
 __thread struct region *bound_region_cache TLS_INITIAL_EXEC;
 
 static pthread_key_t thread_exit_key;
+static void (*thread_exit_listener)(void);
+
+void binding_set_thread_exit_listener(void (*listener)(void))
+{
+    thread_exit_listener = listener;
+}
 
 static void thread_exit(void *record)
 {
@@ -33,6 +39,8 @@ static void thread_exit(void *record)
         bound_region_cache = next;
     }
     bound_thread = NULL;
+    if (thread_exit_listener)
+        thread_exit_listener();
 }
 
 bool binding_init(void)

@@ -33,6 +33,8 @@ extern __thread struct region *bound_region_cache TLS_INITIAL_EXEC;
 
 /* Creates the thread-exit key: after start-up, before any thread binds. */
 bool binding_init(void);
+/* Called at the end of every thread's exit (the hook layer pools its shadow stack there). */
+void binding_set_thread_exit_listener(void (*listener)(void));
 /* The thread's record, created on first use; NULL when metadata is exhausted.  The core must
  * be initialised. */
 struct thread_state *binding_current_thread(void);

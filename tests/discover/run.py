@@ -18,8 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
@@ -240,24 +238,7 @@ def main():
     cases, build = harness.suite_arguments(__doc__.split("\n")[0], CASES, ROOT, name_width=28)
     if cases is None:
         return 0
-    passed = failed = 0
-    for c in cases:
-        tmp = tempfile.mkdtemp(prefix="arenashim-discover-test.")
-        try:
-            c(Context(build, tmp))
-            print("PASS %s" % c.__name__)
-            passed += 1
-        except Failure as e:
-            print("FAIL %s: %s" % (c.__name__, str(e).replace("\n", "\n    ")))
-            failed += 1
-        except Exception:  # noqa: BLE001 - a broken case is a failed case
-            print("FAIL %s: %s" % (c.__name__, traceback.format_exc().replace("\n", "\n    ")))
-            failed += 1
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return harness.run_cases(cases, lambda tmp: Context(build, tmp), "arenashim-discover-test.")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,35 @@ def suite_arguments(description, cases, root, name_width=40):
     return selected, build
 
 
+def run_cases(cases, make_context, prefix):
+    """Runs each case(context) with a fresh temporary folder (make_context(tmp) builds the
+    context); prints PASS/FAIL lines and the final "N passed, N failed"; returns the exit
+    status (1 when a case failed).  A case that raises anything else failed too, with its
+    traceback."""
+    import shutil
+    import sys
+    import tempfile
+    import traceback
+    passed = failed = 0
+    for c in cases:
+        tmp = tempfile.mkdtemp(prefix=prefix)
+        try:
+            c(make_context(tmp))
+            print("PASS %s" % c.__name__)
+            passed += 1
+        except Failure as e:
+            print("FAIL %s: %s" % (c.__name__, str(e).replace("\n", "\n    ")))
+            failed += 1
+        except Exception:  # noqa: BLE001 - a broken case is a failed case
+            print("FAIL %s: %s" % (c.__name__, traceback.format_exc().replace("\n", "\n    ")))
+            failed += 1
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
 class ProcessTimeout(Failure):
     def __init__(self, argv, timeout, stdout, stderr, elapsed):
         super().__init__("timed out after %ss: %s" % (timeout, " ".join(map(str, argv))))

@@ -1,0 +1,267 @@
+#!/usr/bin/python3
+"""Scale tests of arenashim (issue 14): thousands of markers, and threads made for ever.
+
+Runs real programs under the preload, as users do:
+
+- every exported function of Debian's libsqlite3 (1370) and of libxml2 (1695) marked at once,
+  from a marker file (ARENASHIM_REGIONS=@FILE), with on_bad_marker=warn (some of a whole API
+  cannot be hooked) and on_dangling=recover (an API function returns what it allocates: its
+  callers read it after its region ended, and each such read is reported and survived): the
+  output and exit status equal the plain run's, regions were opened, the statistics file
+  (hundreds of KiB with that many markers) parses, and the refusals are listed with reasons;
+- more markers than the old limit of 256 in the environment variable itself;
+- the marker file's syntax (commas, newlines, comments) and its errors (missing, not a
+  regular file, more markers than supported), each a one-line error and exit status 2;
+- on_bad_marker: a refused marker stops the program by default, is counted in one warning
+  with warn, and a bad value is an error;
+- a program that makes 1000 and 4000 short-lived threads calling a marked function: the
+  metadata arenashim keeps (statistics: metadata_bytes) is the same for both, because each
+  thread's shadow stack is pooled at its exit (160 KiB a thread without it).
+
+Prints PASS/FAIL per case and ends with "N passed, N failed"; exit status 1 on failure.
+
+    /usr/bin/python3 tests/scale/run.py [--build DIR] [-k FILTER] [--list]
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import harness  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
+Failure = harness.Failure
+expect = harness.expect
+CASES = []
+
+
+def case(function):
+    CASES.append(function)
+    return function
+
+
+class Context:
+    def __init__(self, build, tmp):
+        self.build = build
+        self.tmp = Path(tmp)
+        self.library = build / "preload" / "libarenashim.so"
+        expect(self.library.exists(), harness.not_built(self.library, build))
+
+    def program(self, name):
+        path = self.build / "tests" / "scale" / name
+        expect(path.exists(), harness.not_built(path, self.build))
+        return str(path)
+
+    def tool(self, name):
+        for directory in ("/usr/bin", "/bin"):
+            if os.path.exists(os.path.join(directory, name)):
+                return os.path.join(directory, name)
+        raise Failure("%s is not installed (scripts/lib/setup.sh installs it)" % name)
+
+    def run(self, argv, regions=None, options=None, stdin=None, timeout=120, preload=True):
+        """One process, plain or under the preload; returns a harness.Run with .stats."""
+        env = harness.clean_env()
+        stats = self.tmp / "stats.json"
+        if stats.exists():
+            stats.unlink()
+        if preload:
+            env["LD_PRELOAD"] = str(self.library)
+            if regions is not None:
+                env["ARENASHIM_REGIONS"] = regions
+            env["ARENASHIM_OPTIONS"] = ",".join(["stats_json=%s" % stats] + list(options or []))
+        rc, out, err, seconds, pid = harness.spawn(argv, env, timeout, stdin=stdin, cwd=str(self.tmp))
+        run = harness.Run(argv, rc, out, err, seconds, pid)
+        if preload and stats.exists():
+            try:
+                run.stats = json.loads(stats.read_text())
+            except ValueError as e:
+                raise Failure("the statistics file does not parse (%s bytes): %s" % (stats.stat().st_size, e))
+        return run
+
+    def marker_file(self, name, lines):
+        path = self.tmp / name
+        path.write_text("\n".join(lines) + "\n")
+        return "@%s" % path
+
+
+def exported_functions(library):
+    """The defined, exported functions of a shared library, as nm -D lists them."""
+    out = subprocess.run(["nm", "-D", "--defined-only", str(library)], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "T":
+            names.add(parts[2].split("@")[0])
+    return sorted(names)
+
+
+def expect_same_as_plain(plain, marked, what):
+    expect(marked.rc == plain.rc, "%s: exit status %s, plain %s\n%s" % (
+        what, harness.describe_status(marked.rc), harness.describe_status(plain.rc), marked.err[-1500:]))
+    expect(marked.stdout == plain.stdout, "%s: output differs from the plain run (%d bytes against %d)" % (
+        what, len(marked.stdout), len(plain.stdout)))
+
+
+def whole_api(ctx, library, module, argv, stdin=None):
+    """Every exported function of library marked; returns (markers, plain, marked)."""
+    names = exported_functions(library)
+    expect(len(names) > 256, "%s exports only %d functions" % (library, len(names)))
+    regions = ctx.marker_file("api.txt", ["# every exported function of %s" % module] +
+                              ["%s:%s" % (module, n) for n in names])
+    plain = ctx.run(argv, stdin=stdin, preload=False)
+    marked = ctx.run(argv, regions=regions, stdin=stdin, timeout=300,
+                     options=["on_dangling=recover", "on_bad_marker=warn", "log_path=%s/log.txt" % ctx.tmp])
+    expect_same_as_plain(plain, marked, "%d markers on %s" % (len(names), module))
+    expect(marked.stats is not None, "no statistics file")
+    markers = marked.stats["markers"]
+    expect(len(markers) == len(names), "%d markers in the statistics, %d given" % (len(markers), len(names)))
+    regions_opened = sum(m["regions"] for m in markers)
+    hooked = [m for m in markers if m["resolved"] and not m["refused"]]
+    refused = [m for m in markers if m["refused"]]
+    expect(regions_opened > 0, "no region was opened")
+    expect(len(hooked) > len(names) * 0.9, "only %d of %d markers hooked" % (len(hooked), len(names)))
+    expect(all(m["reason"] for m in refused), "a refused marker without a reason: %s" % [
+        m["spec"] for m in refused if not m["reason"]][:3])
+    log = (ctx.tmp / "log.txt").read_text(errors="replace")
+    if refused:
+        expect("%d of %d markers refused or naming nothing" % (len(refused), len(names)) in log,
+               "the start-up warning does not count the %d refusals:\n%s" % (len(refused), log[:600]))
+    print("    %s: %d markers, %d hooked, %d refused, %d regions, %d dangling accesses recovered" % (
+        module, len(names), len(hooked), len(refused), regions_opened, marked.stats.get("dangling_accesses", 0)))
+    return markers, plain, marked
+
+
+SQL = """create table t(a integer primary key, b text, c real);
+with recursive n(i) as (select 1 union all select i+1 from n where i<3000)
+  insert into t select i, 'row'||i, i*1.5 from n;
+create index tb on t(b);
+select count(*), sum(c), max(b) from t;
+select b from t where a % 700 = 0 order by b;
+update t set c = c * 2 where a % 3 = 0;
+select sum(c) from t;
+"""
+
+
+@case
+def sqlite_whole_api(ctx):
+    """sqlite3 with all 1370 exported functions of libsqlite3 marked: same output."""
+    whole_api(ctx, LIBDIR / "libsqlite3.so.0", "libsqlite3.so",
+              [ctx.tool("sqlite3"), ":memory:"], stdin=SQL.encode())
+
+
+@case
+def libxml2_whole_api(ctx):
+    """xmllint over 20 documents with all of libxml2's exported functions marked: same output."""
+    files = []
+    for n in range(20):
+        path = ctx.tmp / ("doc%02d.xml" % n)
+        rows = "".join('<item id="i%d" kind="%s"><name>Name %d</name><value>%d</value></item>\n' % (
+            i, "abc"[i % 3], i, i * n) for i in range(150))
+        path.write_text('<?xml version="1.0"?>\n<list n="%d">\n%s</list>\n' % (n, rows))
+        files.append(str(path))
+    whole_api(ctx, LIBDIR / "libxml2.so.2", "libxml2.so",
+              [ctx.tool("xmllint"), "--xpath", "count(//item[@kind='b'])"] + files)
+
+
+@case
+def over_256_markers_in_the_environment(ctx):
+    """300 markers in ARENASHIM_REGIONS itself (the limit was 256)."""
+    names = exported_functions(LIBDIR / "libsqlite3.so.0")[:300]
+    argv = [ctx.tool("sqlite3"), ":memory:", "select 1+1;"]
+    plain = ctx.run(argv, preload=False)
+    marked = ctx.run(argv, regions=",".join("libsqlite3.so:%s" % n for n in names),
+                     options=["on_dangling=recover", "on_bad_marker=warn", "log_path=%s/log.txt" % ctx.tmp])
+    expect_same_as_plain(plain, marked, "300 markers")
+    expect(len(marked.stats["markers"]) == 300, "%d markers in the statistics" % len(marked.stats["markers"]))
+
+
+@case
+def marker_file_syntax(ctx):
+    """Commas, spaces, newlines and comments in a marker file; the markers resolve in order."""
+    regions = ctx.marker_file("markers.txt", [
+        "# the handler, and a second spelling of nothing",
+        "",
+        "handle   # the per-request function",
+        "  main+0x0 ,",
+        "\t# end",
+    ])
+    run = ctx.run([ctx.program("thread_churn"), "2", "5"], regions=regions, options=["on_bad_marker=warn"])
+    expect(run.rc == 0, "exit status %s: %s" % (harness.describe_status(run.rc), run.err[-800:]))
+    specs = [m["spec"] for m in run.stats["markers"]]
+    expect(specs == ["handle", "main+0"] or specs == ["handle", "main+0x0"], "markers read: %s" % specs)
+    expect(run.stats["markers"][0]["regions"] == 10, "handle opened %d regions, not 10" % run.stats["markers"][0]["regions"])
+
+
+@case
+def marker_file_errors(ctx):
+    """A missing file, a directory, and more markers than supported: exit 2 with one line."""
+    program = [ctx.program("thread_churn"), "1", "1"]
+    cases = [
+        ("@%s/nothing-here.txt" % ctx.tmp, "cannot read the marker file"),
+        ("@%s" % ctx.tmp, "is not a regular file"),
+        (ctx.marker_file("many.txt", ["f%d" % i for i in range(65473)]), "at most 65472"),
+    ]
+    for regions, message in cases:
+        run = ctx.run(program, regions=regions)
+        expect(run.rc == 2, "%s: exit status %s, expected 2" % (regions[:60], harness.describe_status(run.rc)))
+        line = run.first_err_line()
+        expect(line.startswith("arenashim: error: ARENASHIM_REGIONS: ") and message in line,
+               "%s: error line %r lacks %r" % (regions[:60], line, message))
+    # An empty file (only comments) is no marker at all: the program runs as without one.
+    run = ctx.run(program, regions=ctx.marker_file("empty.txt", ["# nothing yet"]))
+    expect(run.rc == 0 and b"OK thread_churn" in run.stdout, "empty marker file: %s %s" % (
+        harness.describe_status(run.rc), run.err[-400:]))
+
+
+@case
+def on_bad_marker(ctx):
+    """A marker that cannot be hooked: exit 2 by default; counted in one warning with warn."""
+    program = [ctx.program("thread_churn"), "2", "3"]
+    regions = "handle,nosuch_function_here"
+    run = ctx.run(program, regions=regions)
+    expect(run.rc == 2 and "nosuch_function_here" in run.first_err_line(),
+           "default: exit status %s, %r" % (harness.describe_status(run.rc), run.first_err_line()))
+    run = ctx.run(program, regions=regions, options=["on_bad_marker=warn"])
+    expect(run.rc == 0, "warn: exit status %s: %s" % (harness.describe_status(run.rc), run.err[-600:]))
+    warnings = [line for line in run.err.splitlines() if "markers refused or naming nothing" in line]
+    expect(len(warnings) == 1 and "1 of 2 markers" in warnings[0], "warn: stderr %r" % run.err[-600:])
+    bad = [m for m in run.stats["markers"] if m["spec"] == "nosuch_function_here"][0]
+    expect(bad["refused"] and "names no function" in bad["reason"], "warn: statistics %r" % bad)
+    expect(run.stats["markers"][0]["regions"] == 6, "warn: handle opened %d regions" % run.stats["markers"][0]["regions"])
+    run = ctx.run(program, regions=regions, options=["on_bad_marker=maybe"])
+    expect(run.rc == 2 and "on_bad_marker" in run.first_err_line(),
+           "bad value: exit status %s, %r" % (harness.describe_status(run.rc), run.first_err_line()))
+
+
+@case
+def thread_churn_metadata_bounded(ctx):
+    """1000 and 4000 short-lived threads through a marker: the same metadata."""
+    metadata = {}
+    for threads in (1000, 4000):
+        argv = [ctx.program("thread_churn"), str(threads), "10"]
+        plain = ctx.run(argv, preload=False)
+        run = ctx.run(argv, regions="handle")
+        expect_same_as_plain(plain, run, "%d threads" % threads)
+        regions = run.stats["markers"][0]["regions"]
+        expect(regions == threads * 10, "%d threads: %d regions, not %d" % (threads, regions, threads * 10))
+        metadata[threads] = run.stats["metadata_bytes"]
+    grown = metadata[4000] - metadata[1000]
+    expect(grown < 4 << 20, "metadata grew by %d bytes for 3000 more threads (%s)" % (grown, metadata))
+    print("    metadata_bytes: %s" % metadata)
+
+
+def main():
+    cases, build = harness.suite_arguments(__doc__.split("\n")[0], CASES, ROOT, name_width=36)
+    if cases is None:
+        return 0
+    build = build.resolve()
+    return harness.run_cases(cases, lambda tmp: Context(build, tmp), "arenashim-scale-test.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
