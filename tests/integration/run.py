@@ -666,6 +666,151 @@ GOOD_OPTIONS = [
 ]
 
 
+# --- what each good option does ---------------------------------------------------------------
+#
+# A good option is not only accepted: each of GOOD_OPTIONS is run on programs where what the
+# README's Options table promises for its keys can be seen (the statistics, stderr, a report,
+# the files written), and that is checked.  GOOD_OPTION_EFFECTS maps each value to its runs:
+# Case keyword arguments (argv, rc, stats, check, ...), each run with ARENASHIM_OPTIONS=value.
+
+MiB, GiB = 1 << 20, 1 << 30
+COUNTED = ["{bin}/counted", "5", "10", "3"]  # 5 regions of 10 allocations and an arena of 3
+DANGLING_READ = ["{bin}/dangling", "region", "read"]  # reads a region object after its region ended
+NOT_SAMPLED_LINE = "  allocation site: not sampled (trace_allocs=N traces one in N)"
+
+
+def stats_config(**expected):
+    """The configuration the statistics report (chunk_size, reserve, partial_reuse)."""
+    def check(run, case_dir):
+        for key, value in expected.items():
+            expect(key in run.stats, "stats_json lacks %r" % key)
+            expect(run.stats[key] == value, "stats %s = %r: the option did not take effect (expected %r)"
+                   % (key, run.stats[key], value))
+    return check
+
+
+def default_reserve():
+    """README: 256G, or a quarter of what `ulimit -v` leaves."""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return 256 * GiB if limit == resource.RLIM_INFINITY else None
+
+
+def expect_defaults(run, case_dir):
+    expect(run.stats.get("chunk_size") == 2 * MiB, "chunk_size %r, the default is 2M" % run.stats.get("chunk_size"))
+    expect(run.stats.get("partial_reuse") is False, "partial_reuse %r, the default is 0" % run.stats.get("partial_reuse"))
+    if default_reserve() is not None:
+        expect(run.stats.get("reserve") == default_reserve(), "reserve %r, the default is 256G" % run.stats.get("reserve"))
+
+
+def counted_run(check=None, **kw):
+    return dict(argv=COUNTED, stats=True, stdout_has="OK counted",
+                check=all_of(counted_check(5, 10, 3), *([check] if check else [])), **kw)
+
+
+def no_scan(run, case_dir):
+    """scan=off: tests/programs/api.c calls arenashim_collect() three times (3 scans without it)."""
+    expect(run.stats["scans"] == 0 and run.stats["chunks_released"] == 0,
+           "scans %r, chunks_released %r with scan=off" % (run.stats["scans"], run.stats["chunks_released"]))
+
+
+def automatic_scans(run, case_dir):
+    """quarantine_max: the program never calls arenashim_collect(); scans ran, chunks came back,
+    and the quarantine stayed near the limit (a thread waits past twice it)."""
+    expect(run.stats["scans"] > 0, "no scan although %d bytes were quarantined" % (
+        run.stats["chunks_quarantined"] * run.stats["chunk_size"]))
+    expect(run.stats["chunks_reused"] > 0, "no chunk reused after the automatic scans")
+    expect(run.stats["quarantine_bytes"] <= 64 * MiB, "quarantine_bytes %r at exit: the scans did not keep "
+           "it near quarantine_max=16M" % run.stats["quarantine_bytes"])
+
+
+def log_file_holds_report(run, case_dir):
+    """log_path=DIR/log.%p.txt: one file, named with the process id, holding the whole report."""
+    files = [p for p in case_dir.iterdir() if re.fullmatch(r"log\.\d+\.txt", p.name)]
+    expect(len(files) == 1, "expected one log.PID.txt in the case folder, found %s" % sorted(
+        p.name for p in case_dir.iterdir()))
+    pid = files[0].name.split(".")[1]
+    lines = files[0].read_text(errors="replace").splitlines()
+    expect(lines and re.fullmatch(report_re("READ", "(api)")[1:-1], lines[0]),
+           "%s does not start with the report: %r" % (files[0].name, lines[:1]))
+    expect(lines[0].startswith("==%s==" % pid), "the report's pid %r is not the file's %s" % (lines[0][:12], pid))
+    expect(lines[-1].startswith("==%s==ABORTING" % pid), "%s does not end with ==%s==ABORTING: %r"
+           % (files[0].name, pid, lines[-1:]))
+
+
+GOOD_OPTION_EFFECTS = {
+    "chunk_size=4M,reserve=64G,partial_reuse=1,stats=1": [
+        counted_run(stats_config(chunk_size=4 * MiB, reserve=64 * GiB, partial_reuse=True),
+                    stderr_has=["arenashim: statistics", "(chunk 4096 KiB)", "6 begun, 6 ended"])],
+    "chunk_size=64K": [counted_run(stats_config(chunk_size=64 << 10))],
+    "chunk_size=1MiB": [counted_run(stats_config(chunk_size=MiB))],
+    "chunk_size=2MB,reserve=1T": [counted_run(stats_config(chunk_size=2 * MiB, reserve=1 << 40))],
+    "chunk_size=1048576": [counted_run(stats_config(chunk_size=MiB))],
+    "reserve=64g": [counted_run(stats_config(reserve=64 * GiB))],
+    # Reported, and the program goes on with the output it has without arenashim.
+    "on_dangling=recover": [
+        dict(argv=DANGLING_READ, stats=True, same_as_plain=True, stderr_first=report_re("READ", "(api)"),
+             stderr_has="==CONTINUING (on_dangling=recover", check=stats_equal(dangling_accesses=1))],
+    # Reported, then SIGSEGV; and arenashim_collect() scans nothing, releases nothing.
+    "on_dangling=abort,scan=off": [
+        dict(argv=DANGLING_READ, rc=-11, stderr_first=report_re("READ", "(api)"),
+             stderr_has="==ABORTING (on_dangling=abort)"),
+        dict(argv=["{bin}/api"], stats=True, stdout_has="OK api", check=no_scan)],
+    # Scans start by themselves once 16M are quarantined: 40 regions of 100000 x 32 bytes
+    # quarantine about 190M and never call arenashim_collect() (none at the default 1G).
+    "scan=on,quarantine_max=16M": [
+        dict(argv=["{bin}/counted", "40", "100000", "0"], stats=True, stdout_has="OK counted",
+             check=automatic_scans)],
+    "partial_reuse=0,partial_reuse=1": [counted_run(stats_config(partial_reuse=True))],
+    # The list replaces the default: libc stays excluded, libexclprobe.so is not, and
+    # libstdc++'s operator new now bypasses regions (cxx_alloc's 'new is a region object' fails).
+    "exclude=libc.so.6:ld-linux-x86-64.so.2:libstdc++.so.6": [
+        dict(argv=["{bin}/exclude_probe"], stdout_has="own=1 asprintf=0 getline=0 lib=1 allocs=2"),
+        dict(argv=["{bin}/cxx_alloc", "inside"], rc=1, stdout_has="one in_region=0",
+             stdout_lacks="OK cxx_alloc-inside")],
+    # The default list is replaced: libc's own allocations (asprintf, getline) are region objects.
+    "exclude=libnothing": [
+        dict(argv=["{bin}/exclude_probe"], stdout_re=r"^own=1 asprintf=1 getline=1 lib=1 allocs=[4-9]")],
+    "stats=0": [counted_run(stderr_lacks="arenashim: statistics", stderr_empty=True)],
+    # The report names the object and its allocation site.
+    "trace_allocs=1": [
+        dict(argv=DANGLING_READ, rc=-11, stderr_first=report_re("READ", "(api)"),
+             stdout_has="region over", stderr_has="  it is 0 bytes into an object of 64 bytes at 0x")],
+    # One in 100 traced: this object was not; verbose=2 says where each marker was hooked.
+    "trace_allocs=100,verbose=2": [
+        dict(argv=DANGLING_READ, rc=-11, env={"ARENASHIM_REGIONS": "main"},
+             stderr_has=[NOT_SAMPLED_LINE, "arenashim: marker 'main' hooked at 0x", "arenashim: revocation: "])],
+    # verbose=1: the revocation mode and kernel paths; not where markers were hooked (that is 2).
+    # (main is marked, and hooked: its call is the 7th region.)
+    "verbose=1": [
+        dict(argv=COUNTED, env={"ARENASHIM_REGIONS": "main"}, stats=True, stdout_has="OK counted",
+             stderr_first=r"arenashim: revocation: strict .*", stderr_lacks="hooked at",
+             check=stats_equal(regions_begun=7, regions_ended=7))],
+    # The report goes to log.PID.txt in the case folder, nothing to stderr.
+    "log_path={tmp}/log.%p.txt": [
+        dict(argv=DANGLING_READ, rc=-11, stderr_empty=True, check=log_file_holds_report)],
+    # No options: the defaults, and nothing on stderr.
+    "": [counted_run(expect_defaults, stderr_empty=True)],
+}
+
+
+def good_option_case(value):
+    """options/good VALUE: each run of GOOD_OPTION_EFFECTS[value] with ARENASHIM_OPTIONS=value."""
+    runs = [Case("options/good %s run %d" % (value, i), options=value, **kw)
+            for i, kw in enumerate(GOOD_OPTION_EFFECTS[value])]
+
+    def func(ctx, case_dir, state):
+        for i, run_case in enumerate(runs):
+            run_dir = case_dir / ("run%d" % i)
+            run_dir.mkdir()
+            try:
+                run_case.execute(ctx, run_dir, state)
+            except Failure as e:
+                raise Failure("%s: %s" % (" ".join(a.replace("{bin}/", "") for a in run_case.argv), e))
+    programs = sorted({name for r in runs for name in r.programs()})
+    return FuncCase("options/good " + (value or "(empty)"), func, programs=programs)
+
+
 def cases():
     B = "{bin}/"
     c = []
@@ -821,9 +966,8 @@ def cases():
             expect(len(run.err.splitlines()) == 1, "more than one line on stderr: %r" % run.err[:300])
         c.append(Case("options/bad " + (value or "(empty)"), ["/bin/true"], options=value, rc=2,
                       stdout="", check=bad_check))
-    for value in GOOD_OPTIONS:
-        c.append(Case("options/good " + (value or "(empty)"), [B + "counted", "5", "10", "3"], options=value,
-                      stdout_has="OK counted", stderr_lacks="arenashim: error"))
+    for value in GOOD_OPTIONS:  # each checked for what it does (GOOD_OPTION_EFFECTS)
+        c.append(good_option_case(value))
     c.append(Case("options/good on /bin/true", ["/bin/true"], options=GOOD_OPTIONS[0], rc=0,
                   stderr_has="arenashim: statistics"))
     c.append(Case("options/stats-summary", [B + "counted", "7", "3", "0"], options="stats=1",
