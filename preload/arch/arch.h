@@ -33,6 +33,8 @@ bool hook_arch_init(char *why, size_t why_len);
  * live.  whole_module: check every direct branch of the module's text [text_start, text_end)
  * against the displaced bytes (else only the function's own).  On refusal returns false with
  * a reason in why. */
+/* The module whose text starts there was unloaded: what was learnt of its code is dropped. */
+void hook_patch_forget_module(uintptr_t text_start);
 bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                 unsigned index, bool whole_module, uintptr_t *resume, char *why, size_t why_len);
 /* The checks of hook_patch (whole module), without patching: could the function be hooked?

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "marker_spec.h"
 #include "marker_table.h"
+#include "symbolize.h"
 #include "process.h"
 
 static struct marker_spec *specs; /* marker_count of them, in metadata */
@@ -45,9 +46,24 @@ static spin_lock markers_lock = SPIN_LOCK_INIT;
 static bool hooks_ready;
 static bool link_map_hooked;
 
-/* Modules already searched, by load base, so a dlopen only looks at new ones. */
-static uintptr_t seen_modules[1024];
+/* The modules loaded at the last look, by load base: a dlopen searches only new ones, and
+ * one that vanished was unloaded (dlclose), its hooks gone with its code. */
+#define MODULES_TRACKED 1024
+struct tracked_module {
+    uintptr_t load_base, text_start;
+};
+static struct tracked_module seen_modules[MODULES_TRACKED];
 static unsigned seen_count;
+
+/* Where each marker is hooked: its hook index stays the marker's when its library is
+ * unloaded and loaded again (hooked again there, with the same trampoline). */
+struct marker_hook {
+    uint32_t hook;
+    bool has_hook;   /* hook is this marker's index */
+    bool hooked;     /* and live, in the module at module_base */
+    uintptr_t module_base;
+};
+static struct marker_hook *marker_hooks;
 
 static bool module_matches(const struct loaded_module *module, const char *name)
 {
@@ -69,7 +85,7 @@ struct resolve_context {
 static bool module_is_new(uintptr_t base)
 {
     for (unsigned i = 0; i < seen_count; i++)
-        if (seen_modules[i] == base)
+        if (seen_modules[i].load_base == base)
             return false;
     return true;
 }
@@ -97,15 +113,66 @@ static bool resolve_in_module(const struct loaded_module *module, void *data)
     return false;
 }
 
-static bool remember_module(const struct loaded_module *module, void *data)
+struct module_list {
+    struct tracked_module modules[MODULES_TRACKED];
+    unsigned count;
+};
+
+static bool list_module(const struct loaded_module *module, void *data)
 {
-    (void)data;
-    if (module_is_new(module->load_base) && seen_count < 1024)
-        seen_modules[seen_count++] = module->load_base;
+    struct module_list *list = data;
+    if (list->count < MODULES_TRACKED)
+        list->modules[list->count++] = (struct tracked_module){ module->load_base, module->text_start };
     return true;
 }
 
-/* Hooks one resolved marker; false with a reason when it cannot be done safely. */
+/* A module is gone: its markers wait for it to come back, and what was learnt of its code
+ * (branch targets, symbols) is dropped, since another library may be loaded there. */
+static void forget_module(const struct tracked_module *gone)
+{
+    for (unsigned i = 0; i < marker_count; i++) {
+        struct marker_hook *h = &marker_hooks[i];
+        if (!h->hooked || h->module_base != gone->load_base)
+            continue;
+        h->hooked = false;
+        __atomic_store_n(&hook_table[h->hook].function, 0, __ATOMIC_RELEASE);
+        specs[i].done = false;
+    }
+    hook_patch_forget_module(gone->text_start);
+    symbolize_forget_module(gone->load_base);
+}
+
+static struct module_list loaded_now;
+
+/* The modules loaded now become the last look (resolve_in_module's "new" is against it). */
+static void track_modules(void)
+{
+    loaded_now.count = 0;
+    elf_for_each_module(list_module, &loaded_now);
+    memcpy(seen_modules, loaded_now.modules, loaded_now.count * sizeof loaded_now.modules[0]);
+    seen_count = loaded_now.count;
+}
+
+/* Modules of the last look that are no longer loaded are forgotten, and leave the last look:
+ * one loaded again, even at the same address, is new. */
+static void forget_unloaded_modules(void)
+{
+    loaded_now.count = 0;
+    elf_for_each_module(list_module, &loaded_now);
+    unsigned kept = 0;
+    for (unsigned i = 0; i < seen_count; i++) {
+        bool present = false;
+        for (unsigned k = 0; k < loaded_now.count && !present; k++)
+            present = loaded_now.modules[k].load_base == seen_modules[i].load_base &&
+                      loaded_now.modules[k].text_start == seen_modules[i].text_start;
+        if (present)
+            seen_modules[kept++] = seen_modules[i];
+        else
+            forget_module(&seen_modules[i]);
+    }
+    seen_count = kept;
+}
+
 /* Functions that must never be marked: arenashim's own code and its allocator (a region
  * around malloc would allocate from itself), and an entry point, which no call enters (its
  * stack top is no return address). */
@@ -142,7 +209,7 @@ static bool hook_marker(unsigned marker, const struct resolve_context *context, 
                  "itself; mark the implementation it selects");
         return false;
     }
-    if (hook_count == HOOKS_MAX) {
+    if (hook_count == HOOKS_MAX && !marker_hooks[marker].has_hook) {
         snprintf(why, why_len, "too many hooks");
         return false;
     }
@@ -152,14 +219,21 @@ static bool hook_marker(unsigned marker, const struct resolve_context *context, 
                      marker_name(hook_table[i].marker));
             return false;
         }
-    unsigned index = hook_count;
+    struct marker_hook *h = &marker_hooks[marker];
+    unsigned index = h->has_hook ? h->hook : hook_count;
     hook_table[index].marker = (int32_t)marker;
     hook_table[index].kind = HOOK_MARKER;
     hook_table[index].function = context->bounds.start;
     if (!hook_patch(context->bounds.start, context->bounds.end, context->module.text_start,
-                    context->module.text_end, index, true, &hook_table[index].resume, why, why_len))
+                    context->module.text_end, index, true, &hook_table[index].resume, why, why_len)) {
+        hook_table[index].function = 0;
         return false;
-    __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+    }
+    if (!h->has_hook)
+        __atomic_store_n(&hook_count, index + 1, __ATOMIC_RELEASE);
+    h->hook = index;
+    h->has_hook = h->hooked = true;
+    h->module_base = context->module.load_base;
     return true;
 }
 
@@ -293,7 +367,8 @@ static unsigned parse_all(const char *text)
         log_fatal_startup("ARENASHIM_REGIONS: %u markers; at most %d are supported", count,
                           MARKERS_MAX);
     specs = metadata_alloc(count * sizeof *specs);
-    if (specs == NULL || !marker_table_init(count) || !core_markers_init(count))
+    marker_hooks = metadata_alloc(count * sizeof *marker_hooks);
+    if (specs == NULL || marker_hooks == NULL || !marker_table_init(count) || !core_markers_init(count))
         log_fatal_startup("ARENASHIM_REGIONS: no memory for %u markers", count);
     char error[600];
     unsigned index = 0;
@@ -474,7 +549,7 @@ void markers_init(void)
         log_warn("ARENASHIM_REGIONS: %u of %u markers refused or naming nothing (on_bad_marker=warn); "
                  "verbose=1 says why at start-up, stats=1 or stats_json at exit", bad_marker_count, count);
     elf_symbol_indexes_release();
-    elf_for_each_module(remember_module, NULL);
+    track_modules();
     install_dlopen_hooks();
     install_link_map_hook();
 }
@@ -484,6 +559,7 @@ void markers_after_link_map_change(void)
     if (!hooks_ready)
         return;
     spin_lock_acquire(&markers_lock);
+    forget_unloaded_modules();
     for (unsigned i = 0; i < marker_count; i++) {
         struct marker_spec *spec = &specs[i];
         if (spec->done)
@@ -506,7 +582,7 @@ void markers_after_link_map_change(void)
                      marker_name((int32_t)i), why);
         }
     }
-    elf_for_each_module(remember_module, NULL);
+    track_modules();
     elf_symbol_indexes_release();
     spin_lock_release(&markers_lock);
 }

@@ -50,6 +50,20 @@ static const struct module_symbols *symbols_of(uintptr_t base, const char *path)
     return entry;
 }
 
+void symbolize_forget_module(uintptr_t base)
+{
+    spin_lock_acquire(&cache_lock);
+    for (unsigned i = 0; i < cached; i++) {
+        if (cache[i].base != base)
+            continue;
+        if (cache[i].loaded)
+            elf_file_unmap(&cache[i].file);
+        cache[i] = cache[--cached];
+        break;
+    }
+    spin_lock_release(&cache_lock);
+}
+
 void symbolize_fork_child(void)
 {
     spin_lock_reset(&cache_lock);

@@ -17,6 +17,8 @@ struct symbolized {
 
 /* Async-signal-safe in practice: dladdr, open/mmap of the module file, no malloc. */
 bool symbolize(uintptr_t pc, struct symbolized *out);
+/* The module loaded at base was unloaded: its cached symbols go (another may load there). */
+void symbolize_forget_module(uintptr_t base);
 void symbolize_fork_child(void);
 
 #endif

@@ -10,6 +10,7 @@
  *   short     calls plugin_short (which the marker test wants refused, not fatal)
  *   dep       PLUGIN is libmkdep.so, whose dependency libmkshared.so arrives with it:
  *             N calls of dep_work(i, K)
+ *   reload    N rounds of: dlopen, K calls of plugin_work, dlclose (checked unloaded)
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -47,6 +48,26 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             total += dep_work(i, k);
         printf("dep calls=%d objects=%d total=%ld\n", n, k, total);
+        return 0;
+    }
+    if (strcmp(mode, "reload") == 0) {
+        long total = 0;
+        for (int round = 0; round < n; round++) {
+            void *h = dlopen(argv[1], RTLD_NOW);
+            if (h == NULL) {
+                fprintf(stderr, "dlopen: %s\n", dlerror());
+                return 4;
+            }
+            long (*work)(int, int, int) = (long (*)(int, int, int))dlsym(h, "plugin_work");
+            for (int i = 0; i < k; i++)
+                total += work(i, 3, 0);
+            dlclose(h);
+            if (dlopen(argv[1], RTLD_NOW | RTLD_NOLOAD) != NULL) {
+                fprintf(stderr, "the plugin stayed loaded after dlclose\n");
+                return 5;
+            }
+        }
+        printf("reload rounds=%d calls=%d total=%ld\n", n, k, total);
         return 0;
     }
     printf("before dlopen\n");

@@ -648,6 +648,9 @@ def other_cases():
         expect("short" in m["reason"], "reason %r does not say too short" % m["reason"])
     add("dlopen/refused-not-fatal", "dl", [plugin, "short", 3], ["libmkplugin.so:plugin_short"],
         same_as_plain=True, stderr_has=["libmkplugin.so:plugin_short"], check=refused_after_dlopen)
+    # Unloaded by dlclose and loaded again, 12 times: hooked again every time.
+    add("dlopen/reload", "dl", [plugin, "reload", 12, 3], ["libmkplugin.so:plugin_work"],
+        same_as_plain=True, check=expect_stats(begun=36, markers={"libmkplugin.so:plugin_work": 36}))
 
     def never_loaded(case, run):
         m = marker_of(run.stats, "libneverloaded.so:some_function")

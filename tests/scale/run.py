@@ -14,6 +14,8 @@ Runs real programs under the preload, as users do:
   regular file, more markers than supported), each a one-line error and exit status 2;
 - on_bad_marker: a refused marker stops the program by default, is counted in one warning
   with warn, and a bad value is an error;
+- a library with a marker loaded and unloaded 3000 times: hooked again each time, with kernel
+  mappings and metadata as after 300 times;
 - a program that makes 1000 and 4000 short-lived threads calling a marked function: the
   metadata arenashim keeps (statistics: metadata_bytes) is the same for both, because each
   thread's shadow stack is pooled at its exit (160 KiB a thread without it).
@@ -236,6 +238,29 @@ def on_bad_marker(ctx):
     run = ctx.run(program, regions=regions, options=["on_bad_marker=maybe"])
     expect(run.rc == 2 and "on_bad_marker" in run.first_err_line(),
            "bad value: exit status %s, %r" % (harness.describe_status(run.rc), run.first_err_line()))
+
+
+@case
+def reload_a_marked_library(ctx):
+    """A library with a marker loaded and unloaded 300 and 3000 times: hooked again every
+    time, with the same trampoline; kernel mappings and metadata stay where they were."""
+    dl = ctx.build / "tests" / "markers" / "dl"
+    plugin = ctx.build / "tests" / "markers" / "libmkplugin.so"
+    expect(dl.exists() and plugin.exists(), harness.not_built(dl, ctx.build))
+    seen = {}
+    for rounds in (300, 3000):
+        argv = [str(dl), str(plugin), "reload", str(rounds), "2"]
+        plain = ctx.run(argv, preload=False)
+        run = ctx.run(argv, regions="libmkplugin.so:plugin_work")
+        expect_same_as_plain(plain, run, "%d reloads" % rounds)
+        regions = run.stats["markers"][0]["regions"]
+        expect(regions == rounds * 2, "%d reloads: %d regions, not %d" % (rounds, regions, rounds * 2))
+        seen[rounds] = (run.stats["kernel_mappings"], run.stats["metadata_bytes"])
+    mappings = seen[3000][0] - seen[300][0]
+    metadata = seen[3000][1] - seen[300][1]
+    expect(mappings <= 2, "2700 more reloads left %d more kernel mappings (%s)" % (mappings, seen))
+    expect(metadata < 1 << 20, "2700 more reloads took %d more bytes of metadata (%s)" % (metadata, seen))
+    print("    (kernel mappings, metadata bytes) by reloads: %s" % seen)
 
 
 @case

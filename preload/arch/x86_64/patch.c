@@ -95,7 +95,7 @@ static unsigned area_count;
 struct branch_targets {
     uintptr_t text_start, text_end;
     uintptr_t *targets;
-    size_t count;
+    size_t count, mapped_bytes;
 };
 static struct branch_targets target_sets[64];
 static unsigned target_set_count;
@@ -260,6 +260,20 @@ static bool collect_target(uintptr_t target, void *data)
     return true;
 }
 
+void hook_patch_forget_module(uintptr_t text_start)
+{
+    /* The set is dropped (its memory unmapped) and the last one moved into its place: another
+     * library loaded at the same address must be decoded afresh. */
+    for (unsigned i = 0; i < target_set_count; i++) {
+        if (target_sets[i].text_start != text_start)
+            continue;
+        if (target_sets[i].targets && target_sets[i].mapped_bytes)
+            munmap(target_sets[i].targets, target_sets[i].mapped_bytes);
+        target_sets[i] = target_sets[--target_set_count];
+        return;
+    }
+}
+
 static const struct branch_targets *targets_of_module(uintptr_t text_start, uintptr_t text_end)
 {
     for (unsigned i = 0; i < target_set_count; i++)
@@ -278,6 +292,7 @@ static const struct branch_targets *targets_of_module(uintptr_t text_start, uint
     set->text_start = text_start;
     set->text_end = text_end;
     set->targets = list.targets;
+    set->mapped_bytes = list.capacity * sizeof(uintptr_t);
     set->count = list.count;
     target_set_count++;
     return set;
@@ -587,12 +602,28 @@ static bool decode_displaced(uintptr_t site, uintptr_t limit, enum displace_rule
     return ok;
 }
 
+/* A trampoline starts with push $index (5 bytes) and an absolute jump (14): the displaced
+ * instructions, where hooked calls resume, follow. */
+#define TRAMPOLINE_RESUME_OFFSET 19
+
 /* Builds the trampoline of hook index, patched at site with the displaced instructions;
- * stores where they resume to *resume_slot; writes the jump. */
+ * stores where they resume to *resume_slot; writes the jump.  A hook index that had a
+ * trampoline before (*resume_slot set: its function was in a library since unloaded) gets the
+ * same one back when it is within reach: a library loaded and unloaded for ever costs no
+ * trampoline space. */
 static bool install_trampoline(uintptr_t site, const struct displaced *displaced, unsigned index,
                                uintptr_t *resume_slot, char *why, size_t why_len)
 {
-    uint8_t *trampoline = trampoline_alloc(site, why, why_len);
+    uint8_t *trampoline = NULL;
+    uintptr_t old_resume = __atomic_load_n(resume_slot, __ATOMIC_ACQUIRE);
+    if (old_resume != 0) {
+        uintptr_t old = old_resume - TRAMPOLINE_RESUME_OFFSET;
+        uintptr_t distance = old > site ? old - site : site - old;
+        if (distance < REACH - TRAMPOLINE_BYTES)
+            trampoline = (uint8_t *)old;
+    }
+    if (trampoline == NULL)
+        trampoline = trampoline_alloc(site, why, why_len);
     if (trampoline == NULL)
         return false;
     /* push $index; jmp *0(%rip) -> arenashim_hook_entry */
@@ -602,6 +633,8 @@ static bool install_trampoline(uintptr_t site, const struct displaced *displaced
     memcpy(out + 1, &index32, 4);
     out = emit_absolute_jump(out + 5, (uintptr_t)arenashim_hook_entry);
     uint8_t *resume = out;
+    if (resume != trampoline + TRAMPOLINE_RESUME_OFFSET)
+        return refuse(why, why_len, "internal error: trampoline layout");
     for (unsigned i = 0; i < displaced->count; i++) {
         out = relocate(&displaced->insns[i], out, why, why_len);
         if (out == NULL)
