@@ -1185,10 +1185,73 @@ def issue14_syscall_guard_cases(B):
     return c
 
 
+# 2. Running out of reserve (README, Options: reserve): when the chunk reservation runs out a
+# scan is forced; if nothing comes free, regions fall back to jemalloc with a one-time warning.
+# tests/programs/reserve_loop.c CALLS MIB [NODE_BYTES] under ARENASHIM_REGIONS=build_list: each
+# call is a region of MIB MiB; its output is the same however the memory was served.
+EXHAUSTED_WARNING = "arenashim: warning: the chunk reservation is exhausted; region allocations fall back to the heap"
+
+
+def warned_once(run, case_dir):
+    """The warning exactly once, and nothing else from arenashim on stderr."""
+    lines = run.err.splitlines()
+    warnings = [l for l in lines if l.startswith(EXHAUSTED_WARNING)]
+    expect(len(warnings) == 1, "the reservation warning appeared %d times, expected once" % len(warnings))
+    others = [l for l in lines if "arenashim" in l and not l.startswith(EXHAUSTED_WARNING)]
+    expect(not others, "other arenashim lines on stderr: %r" % others[:3])
+
+
+def scans_bounded(run, case_dir):
+    """A scan is forced when the reservation runs out, not at every allocation that follows:
+    at most two per region (one that frees the previous regions' quarantined chunks, one that
+    finds nothing more to free), with quarantine_max=reserve so that no scan starts otherwise."""
+    s = run.stats
+    expect(s["scans"] <= 2 * s["regions_begun"],
+           "%d scans for %d regions (%d allocations fell back): a scan per allocation once the "
+           "reservation is exhausted, not one when it runs out" % (s["scans"], s["regions_begun"],
+                                                                  s["fallback_allocs"]))
+
+
+def issue14_reserve_cases(B):
+    c = []
+    regions = {"ARENASHIM_REGIONS": "build_list"}
+    small = "reserve=64M,chunk_size=1M"
+    # Nothing can come free (scan=off): 3 regions of 80 MiB in 1 KiB objects, each past the 64
+    # chunks; everything beyond goes to the heap, with one warning in all.
+    c.append(Case("reserve/exhausted-nothing-frees-falls-back", [B + "reserve_loop", "3", "80"], env=regions,
+                  options=small + ",scan=off", stats=True, same_as_plain=True, stdout_has="total ",
+                  check=all_of(warned_once,
+                               stats_equal(regions_begun=3, regions_ended=3, scans=0, dangling_accesses=0),
+                               stats_at_least(reserve_exhausted=1, fallback_allocs=3 * 16 * 1024,
+                                              region_allocs=60000))))
+    # With scans: a region that outgrows the reservation forces a scan (which frees the
+    # previous region's quarantined chunks for it), then falls back; one warning in all.
+    # quarantine_max=64M: the collector never starts a scan on its own here.
+    forced = small + ",quarantine_max=64M"
+    over = [B + "reserve_loop", "2", "66", "262144"]
+    c.append(Case("reserve/exhausted-scan-forced-then-falls-back", over, env=regions, options=forced,
+                  stats=True, same_as_plain=True, stdout_has="total ",
+                  check=all_of(warned_once,
+                               stats_equal(regions_begun=2, regions_ended=2, dangling_accesses=0),
+                               stats_at_least(scans=1, chunks_reused=32, reserve_exhausted=1,
+                                              fallback_allocs=2 * 8))))
+    c.append(Case("reserve/exhausted-no-scan-per-allocation", over, env=regions, options=forced,
+                  stats=True, stdout_has="total ", check=scans_bounded))
+    # Regions that fit one at a time but not all together: the forced scans free the ended
+    # regions' chunks, nothing falls back and nothing is said.
+    c.append(Case("reserve/regions-over-reserve-in-total-reused", [B + "reserve_loop", "6", "40"], env=regions,
+                  options=forced, stats=True, same_as_plain=True, stdout_has="total ",
+                  stderr_lacks="arenashim",
+                  check=all_of(stats_equal(regions_begun=6, fallback_allocs=0, reserve_exhausted=0),
+                               stats_at_least(scans=1, chunks_reused=5 * 40 - 64))))
+    return c
+
+
 def issue14_cases(B):
     """The cases of issue 14, block by block."""
     c = []
     c += issue14_syscall_guard_cases(B)
+    c += issue14_reserve_cases(B)
     return c
 
 
