@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Scale tests of arenashim (issue 14): thousands of markers, and threads made for ever.
+"""Hardening tests of arenashim (issue 14): scale (thousands of markers, threads and libraries
+made and unmade for ever) and odd processes.
 
 Runs real programs under the preload, as users do:
 
@@ -22,7 +23,7 @@ Runs real programs under the preload, as users do:
 
 Prints PASS/FAIL per case and ends with "N passed, N failed"; exit status 1 on failure.
 
-    /usr/bin/python3 tests/scale/run.py [--build DIR] [-k FILTER] [--list]
+    /usr/bin/python3 tests/hardening/run.py [--build DIR] [-k FILTER] [--list]
 """
 
 import json
@@ -54,7 +55,7 @@ class Context:
         expect(self.library.exists(), harness.not_built(self.library, build))
 
     def program(self, name):
-        path = self.build / "tests" / "scale" / name
+        path = self.build / "tests" / "hardening" / name
         expect(path.exists(), harness.not_built(path, self.build))
         return str(path)
 
@@ -285,7 +286,7 @@ def main():
     if cases is None:
         return 0
     build = build.resolve()
-    return harness.run_cases(cases, lambda tmp: Context(build, tmp), "arenashim-scale-test.")
+    return harness.run_cases(cases, lambda tmp: Context(build, tmp), "arenashim-hardening-test.")
 
 
 if __name__ == "__main__":
