@@ -21,10 +21,13 @@ ARENASHIM_BUILD_DIR="$ARENASHIM_ROOT/build"
 ARENASHIM_LIBRARY="$ARENASHIM_BUILD_DIR/preload/libarenashim.so"
 
 # Needed to build and test (sqlite3, strace, binutils and libxml2-utils's xmllint are programs
-# the tests run under the preload); the last two only for benchmarks.
+# the tests run under the preload); libmimalloc-dev and libgoogle-perftools-dev only for
+# benchmarks; the lines from gawk on hold the Debian programs of tests/transparency.
 ARENASHIM_PACKAGES="meson ninja-build pkg-config gcc g++ binutils libjemalloc-dev libunwind-dev
 libcapstone-dev libelf-dev sqlite3 python3 strace libxml2-utils libmimalloc-dev
-libgoogle-perftools-dev"
+libgoogle-perftools-dev
+gawk mawk m4 cpio bc dc jq bzip2 xz-utils zstd zip unzip git make file diffutils findutils patch
+perl tar gzip xxd bsdextrautils openssl"
 
 # The words of $1 on one line, separated by single spaces.
 _arenashim_words() {
