@@ -28,6 +28,8 @@ libcapstone-dev libelf-dev sqlite3 python3 strace libxml2-utils libmimalloc-dev
 libgoogle-perftools-dev
 gawk mawk m4 cpio bc dc jq bzip2 xz-utils zstd zip unzip git make file diffutils findutils patch
 perl tar gzip xxd bsdextrautils openssl"
+# gdb: tests/integration starts programs under it (a launcher, like strace).
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
 
 # The words of $1 on one line, separated by single spaces.
 _arenashim_words() {

@@ -1247,11 +1247,199 @@ def issue14_reserve_cases(B):
     return c
 
 
+# 3. Launchers in front of the program (README, Function markers: "Child processes are
+# lenient"): sh -c, env, strace and gdb start tests/programs/launched.c, whose handle() is
+# marked.  The marker is checked in the program, not in the launcher (which lacks handle: a
+# strict launcher would stop with exit status 2 before the program ran); its regions are
+# counted in the program's stats_json; a launcher that opened no region writes none; a marker
+# that names nothing stops the program (exit 2, the documented message), not the launcher.
+NAMES_NOTHING = ("arenashim: error: ARENASHIM_REGIONS: marker 'no_such_function' names no function of the "
+                 "executable or any loaded library; check the name with nm (C++ names are mangled), qualify "
+                 "it as MODULE:FUNC for a library loaded later, or use MODULE+0xOFFSET for a stripped binary")
+
+LAUNCHERS = {
+    # sh: not the shell's last command, so that it forks, runs the program and goes on
+    "sh": ["sh", "-c", "{bin}/launched; echo sh-after=$?"],
+    "env": ["env", "{bin}/launched"],
+    "strace": ["strace", "-f", "-o", "{tmp}/strace.log", "{bin}/launched"],
+    "gdb": ["gdb", "-nx", "-batch", "-ex", "run", "--args", "{bin}/launched"],
+}
+
+
+def launcher_saw_exit(name, run, case_dir, status):
+    """The launcher outlived the program and saw its exit status."""
+    if name == "sh":
+        expect("sh-after=%d" % status in run.out, "the shell did not go on after the program (no sh-after=%d)" % status)
+        expect(run.rc == 0, "sh exited %s" % describe_status(run.rc))
+    elif name == "env":  # env execs the program: its status is the program's
+        expect(run.rc == status, "exit status %s, expected the program's %d" % (describe_status(run.rc), status))
+    elif name == "strace":
+        expect((case_dir / "strace.log").exists(), "strace wrote no log")
+        log = (case_dir / "strace.log").read_text(errors="replace")
+        expect(re.search(r"^\d+ \+\+\+ exited with %d \+\+\+$" % status, log, re.M),
+               "strace did not see the program exit with %d" % status)
+        expect(run.rc == status, "strace exited %s, expected the program's %d" % (describe_status(run.rc), status))
+    elif name == "gdb":
+        said = "exited normally" if status == 0 else "exited with code %02d" % status
+        expect(re.search(r"^\[Inferior 1 \(process \d+\) %s\]$" % said, run.out, re.M),
+               "gdb did not report the program's exit (%s)" % said)
+        expect(run.rc == 0, "gdb exited %s" % describe_status(run.rc))
+
+
+def launched_marker_check(name):
+    def check(run, case_dir):
+        m = re.search(r"^launched pid=(\d+)$", run.out, re.M)
+        expect(m, "the program did not run")
+        pid = int(m.group(1))
+        files = sorted(p.name for p in case_dir.iterdir() if re.fullmatch(r"s\.\d+\.json", p.name))
+        expect(files == ["s.%d.json" % pid], "stats_json files %s, expected only the program's s.%d.json "
+                                              "(a launcher that opened no region writes none)" % (files, pid))
+        stats = json.loads((case_dir / files[0]).read_text())
+        markers = {m["spec"]: m for m in stats["markers"]}
+        expect("handle" in markers and markers["handle"]["resolved"] and markers["handle"]["regions"] == 5,
+               "marker handle in the program's statistics: %r" % markers.get("handle"))
+        expect(stats["regions_begun"] == 5, "regions_begun %r, expected 5" % stats["regions_begun"])
+        expect("arenashim" not in run.err, "arenashim said something: %r" % run.err[:300])
+        launcher_saw_exit(name, run, case_dir, 0)
+    return check
+
+
+def launched_names_nothing_check(name):
+    def check(run, case_dir):
+        errors = [l for l in run.err.splitlines() if l.startswith("arenashim:")]
+        expect(errors == [NAMES_NOTHING], "expected the documented error once, from the program; arenashim "
+                                          "said %r" % errors[:3])
+        expect("launched pid=" not in run.out, "the program ran past start-up")
+        launcher_saw_exit(name, run, case_dir, 2)
+    return check
+
+
+# The launcher script itself, scripts/arenashim (README, Usage: The launcher).  It builds
+# build/preload/libarenashim.so of its own checkout before running anything; so that a test
+# run never builds a build folder of the checkout, each case runs a copy of the script (and of
+# scripts/lib/setup.sh) in {tmp}/root, whose build/ holds the library under test and an empty
+# build.ninja (ninja has nothing to do).
+def launcher_root_setup(ctx, case_dir):
+    root = case_dir / "root"
+    (root / "scripts" / "lib").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "arenashim", root / "scripts" / "arenashim")
+    shutil.copy(ROOT / "scripts" / "lib" / "setup.sh", root / "scripts" / "lib" / "setup.sh")
+    build = root / "build"
+    (build / "preload").mkdir(parents=True)
+    (build / "meson-private").mkdir()
+    (build / "meson-private" / "coredata.dat").write_bytes(b"")
+    (build / "build.ninja").write_text("")
+    os.symlink(ctx.build.lib.resolve(), build / "preload" / "libarenashim.so")
+
+
+def dash_command_setup(ctx, case_dir):
+    """launcher_root_setup, and {tmp}/bin/-launched: the program under a name that looks like a flag."""
+    launcher_root_setup(ctx, case_dir)
+    (case_dir / "bin").mkdir()
+    os.symlink(ctx.build.bin / "launched", case_dir / "bin" / "-launched")
+
+
+def markers_regions(**expected):
+    """The program's stats_json: each marker named resolved with that many regions."""
+    def check(run, case_dir):
+        markers = {m["spec"]: m for m in run.stats["markers"]}
+        for spec, regions in expected.items():
+            m = markers.get(spec)
+            expect(m and m["resolved"] and m["regions"] == regions,
+                   "marker %s: %r, expected resolved with %d regions" % (spec, m, regions))
+        expect(sorted(markers) == sorted(expected), "markers %s, expected %s" % (sorted(markers), sorted(expected)))
+    return check
+
+
+def ld_preload_is(pattern):
+    """The LD_PRELOAD the program saw: pattern with {lib} the copy's library and {bin} the
+    programs' folder."""
+    def check(run, case_dir):
+        lib = case_dir / "root" / "build" / "preload" / "libarenashim.so"
+        want = pattern.format(lib=lib, bin=Path(run.argv[2]).parent)
+        m = re.search(r"^LD_PRELOAD=(.*)$", run.out, re.M)
+        expect(m and m.group(1) == want, "LD_PRELOAD=%s, expected %s" % (m.group(1) if m else "?", want))
+        expect("launched: 5 calls" in run.out, "the program did not run")
+    return check
+
+
+def issue14_launcher_cases(B):
+    c = []
+    for name in LAUNCHERS:
+        needs = [name] if name in ("strace", "gdb") else []
+        c.append(Case("launchers/%s-marker-resolves-in-program" % name, LAUNCHERS[name],
+                      env={"ARENASHIM_REGIONS": "handle"}, options="stats_json={tmp}/s.%p.json", rc=None,
+                      needs=needs, stdout_has="launched: 5 calls", check=launched_marker_check(name)))
+        c.append(Case("launchers/%s-marker-naming-nothing-stops-program" % name, LAUNCHERS[name],
+                      env={"ARENASHIM_REGIONS": "no_such_function"}, rc=None, needs=needs,
+                      check=launched_names_nothing_check(name)))
+
+    S = "{tmp}/root/scripts/arenashim"
+    L = B + "launched"
+    lib = "{tmp}/root/build/preload/libarenashim.so"
+    script = dict(preload=False, setup=launcher_root_setup)
+    c.append(Case("launcher-script/help", [S, "--help"], rc=0, stderr_empty=True,
+                  stdout_re=r"\Ausage: scripts/arenashim \[--region SPEC\]\.\.\. \[--options K=V,\.\.\.\] \[--\] CMD",
+                  stdout_has=["--region SPEC", "--options K=V,...", "-h, --help"], **script))
+    c.append(Case("launcher-script/help-short", [S, "-h", "--", L], rc=0, stdout_lacks="launched",
+                  stdout_re=r"\Ausage: scripts/arenashim ", **script))
+    c.append(Case("launcher-script/unknown-flag", [S, "--region", "handle", "--bogus", "--", L], rc=2, stdout="",
+                  stderr_first=re.escape("arenashim: unknown option '--bogus'"),
+                  stderr_has="usage: scripts/arenashim", **script))
+    # --region repeated (both forms): comma-joined, after a value already in the environment.
+    c.append(Case("launcher-script/region-repeated", [S, "--region", "handle", "--region=helper", "--", L, "env"],
+                  stats=True, stdout_has=["ARENASHIM_REGIONS=handle,helper\n", "launched: 5 calls"],
+                  check=markers_regions(handle=5, helper=3), **script))
+    c.append(Case("launcher-script/region-after-environment", [S, "--region", "handle", "--", L, "env"],
+                  env={"ARENASHIM_REGIONS": "helper"}, stats=True, stdout_has="ARENASHIM_REGIONS=helper,handle\n",
+                  check=markers_regions(handle=5, helper=3), **script))
+    # --options repeated: comma-joined after the environment's value, a key given later wins.
+    # The control: on_dangling=abort alone kills the program at its dangling read.
+    c.append(Case("launcher-script/options-control-abort",
+                  [S, "--region", "handle", "--options", "on_dangling=abort", "--", L, "dangle"], rc=-11,
+                  stderr_first=report_re("READ", "handle"), stdout_lacks="kept:", **script))
+    c.append(Case("launcher-script/options-repeated-later-wins",
+                  [S, "--region", "handle", "--options", "on_dangling=abort,stats=1", "--options=on_dangling=recover",
+                   "--", L, "env", "dangle"], rc=0,
+                  stdout_has=["ARENASHIM_OPTIONS=on_dangling=abort,stats=1,on_dangling=recover\n",
+                              "kept: request 0 object 3"],
+                  stderr_first=report_re("READ", "handle"),
+                  stderr_has=["CONTINUING (on_dangling=recover", "arenashim: statistics"], **script))
+    c.append(Case("launcher-script/options-after-environment",
+                  [S, "--region", "handle", "--options", "on_dangling=recover", "--", L, "env", "dangle"], rc=0,
+                  env={"ARENASHIM_OPTIONS": "on_dangling=abort"},
+                  stdout_has=["ARENASHIM_OPTIONS=on_dangling=abort,on_dangling=recover\n", "kept: request 0 object 3"],
+                  stderr_has="CONTINUING (on_dangling=recover", **script))
+    # --: what follows is the command, flags included; without it the first word that is not
+    # a flag starts the command, and the command's own flags are its own.
+    c.append(Case("launcher-script/double-dash",
+                  [S, "--region", "handle", "--", L, "--region", "x", "--options", "y", "--bogus", "--", "env"],
+                  stdout_has=["args: [--region] [x] [--options] [y] [--bogus] [--] [env]\n",
+                              "ARENASHIM_REGIONS=handle\n", "ARENASHIM_OPTIONS=(unset)\n"], **script))
+    # A command whose name starts with '-' needs the --.
+    c.append(Case("launcher-script/double-dash-before-dash-command", [S, "--region", "handle", "--", "-launched", "env"],
+                  env={"PATH": "{tmp}/bin:" + os.environ.get("PATH", "/usr/bin:/bin")}, setup=dash_command_setup,
+                  preload=False, stdout_has=["args: [env]\n", "ARENASHIM_REGIONS=handle\n", "launched: 5 calls"]))
+    c.append(Case("launcher-script/command-ends-flags", [S, "--region", "handle", L, "--help", "--bogus", "env"],
+                  stdout_has=["args: [--help] [--bogus] [env]\n", "ARENASHIM_REGIONS=handle\n"], **script))
+    # LD_PRELOAD: the library first, before what was there; not added twice.
+    c.append(Case("launcher-script/ld-preload-prepended", [S, "--", L, "env"],
+                  env={"LD_PRELOAD": "{bin}/libexclprobe.so"},
+                  check=ld_preload_is("{lib}:{bin}/libexclprobe.so"), **script))
+    c.append(Case("launcher-script/ld-preload-not-twice", [S, "--", L, "env"],
+                  env={"LD_PRELOAD": "{bin}/libexclprobe.so:" + lib},
+                  check=ld_preload_is("{bin}/libexclprobe.so:{lib}"), **script))
+    c.append(Case("launcher-script/exit-status-is-the-command's", [S, "--", L, "exit=7"], rc=7,
+                  stdout_has="launched: 5 calls", **script))
+    return c
+
+
 def issue14_cases(B):
     """The cases of issue 14, block by block."""
     c = []
     c += issue14_syscall_guard_cases(B)
     c += issue14_reserve_cases(B)
+    c += issue14_launcher_cases(B)
     return c
 
 
