@@ -849,9 +849,16 @@ def summary_lines(cases, results, seconds):
         else:
             single += 1
     builds = sorted({v for vs in per_variant.values() for v in vs}, key=VARIANTS.index)
-    variant_runs = sum(len(vs) for vs in per_variant.values())
-    runs = ("(%d scenarios x %d builds (%s) = %d runs, plus %d single-build cases: %d runs in all)"
-            % (len(per_variant), len(builds), ", ".join(builds), variant_runs, single, variant_runs + single))
+    every = [sc for sc, vs in per_variant.items() if len(vs) == len(builds)]
+    # A scenario made for one build only (o2/backtrace) is a single-build case.
+    single += sum(1 for sc, vs in per_variant.items() if len(vs) == 1 and sc not in every)
+    some = [vs for sc, vs in per_variant.items() if 1 < len(vs) < len(builds)]
+    total = len(every) * len(builds) + sum(len(vs) for vs in some) + single
+    runs = "(%d scenarios x %d builds (%s) = %d runs" % (len(every), len(builds), ", ".join(builds),
+                                                        len(every) * len(builds))
+    if some:
+        runs += ", plus %d scenarios in some builds: %d runs" % (len(some), sum(len(vs) for vs in some))
+    runs += ", plus %d single-build cases: %d runs in all)" % (single, total)
     reasons = {}
     for name, ok in results.items():
         if ok is None:
