@@ -30,6 +30,8 @@ gawk mawk m4 cpio bc dc jq bzip2 xz-utils zstd zip unzip git make file diffutils
 perl tar gzip xxd bsdextrautils openssl"
 # gdb: tests/integration starts programs under it (a launcher, like strace).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
+# clang and libFuzzer's runtime (clang-14's, Debian 12): tests/fuzz builds its harnesses with them.
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES clang libclang-rt-14-dev"
 
 # The words of $1 on one line, separated by single spaces.
 _arenashim_words() {

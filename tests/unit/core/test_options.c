@@ -478,6 +478,22 @@ static void test_given_flags(void)
     CHECK(parsed.reserve_given && parsed.quarantine_max_given);
 }
 
+static void test_error_one_line(void)
+{
+    /* The message quotes the user's text; a control character in it (here a newline that
+     * would forge a line of output) is shown as '?' (tests/fuzz/options/regressions). */
+    static const char *const texts[] = { "stats=1,bad\nkey=1", "verbose=1\n2", "a\x1b[2Jb",
+                                         "stats=1,\r,", "log_path=\x7f,stats" };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        CHECK_MSG(!parse(texts[i]), "'%s' was accepted", texts[i]);
+        CHECK(strncmp(parse_error, "ARENASHIM_OPTIONS: ", 19) == 0);
+        for (const char *c = parse_error; *c; c++)
+            CHECK_MSG((unsigned char)*c >= 0x20 && *c != 0x7f, "control byte 0x%02x in '%s'", *c, parse_error);
+    }
+    CHECK(!parse("bad\nkey=1"));
+    CHECK(strstr(parse_error, "'bad?key'") != NULL);
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(secure_execution),
     TEST_CASE(given_flags),
@@ -499,6 +515,7 @@ static const struct test_case cases[] = {
     TEST_CASE(all_keys_together),
     TEST_CASE(unknown_and_malformed),
     TEST_CASE(error_buffer),
+    TEST_CASE(error_one_line),
 };
 
 int main(int argc, char **argv)

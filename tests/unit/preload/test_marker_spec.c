@@ -94,10 +94,46 @@ static void test_lengths(void)
     CHECK_EQ(small[8], 'x');
 }
 
+/* What tests/fuzz found (tests/fuzz/marker_spec/regressions). */
+static void test_fuzz_regressions(void)
+{
+    char described[700];
+    /* Offset 0 was described "main+0" ('%#lx' drops the 0x of a zero), which does not parse. */
+    REQUIRE(parse("main+0x0"));
+    CHECK_EQ(spec.offset, 0);
+    marker_spec_describe(described, sizeof described, &spec);
+    CHECK(strcmp(described, "main+0x0") == 0);
+    CHECK(parse(described));
+    /* OFF is hexadecimal digits only: strtoull also took blanks, a sign and a second 0x, and
+     * turned an overflow into ULLONG_MAX. */
+    static const char *const bad[] = { "main+0x-1", "main+0x \t1", "main+0x0x10", "main+0x+1",
+                                       "main+0x10000000000000000", "main+0x1 ", "main+0X10" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_MSG(!parse(bad[i]), "'%s' accepted", bad[i]);
+        CHECK(strncmp(error, "ARENASHIM_REGIONS:", 18) == 0);
+    }
+    REQUIRE(parse("main+0xffffffffffffffff"));
+    CHECK_EQ(spec.offset, UINTPTR_MAX);
+    REQUIRE(parse("main+0x000000000000000000001A"));
+    CHECK_EQ(spec.offset, 0x1a);
+    marker_spec_describe(described, sizeof described, &spec);
+    CHECK(strcmp(described, "main+0x1a") == 0);
+    /* A NUL inside text[0, len) is not the end of the spec. */
+    CHECK(!marker_spec_parse("f\0junk", 6, &spec, error, sizeof error));
+    /* The error quotes the spec on one line: control characters are shown as '?'. */
+    static const char *const control[] = { "f\n", "f\x1b[2J", "m:\r", "m+0x1\n" };
+    for (size_t i = 0; i < sizeof control / sizeof control[0]; i++) {
+        CHECK(!parse(control[i]));
+        for (const char *c = error; *c; c++)
+            CHECK_MSG((unsigned char)*c >= 0x20 && *c != 0x7f, "control byte 0x%02x in '%s'", *c, error);
+    }
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(three_forms),
     TEST_CASE(rejected),
     TEST_CASE(lengths),
+    TEST_CASE(fuzz_regressions),
 };
 
 int main(int argc, char **argv)
