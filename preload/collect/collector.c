@@ -57,6 +57,7 @@ static struct stopped_world world;
 static struct {
     int state; /* 0: not made; 1: running; -1: could not be made */
     pid_t tid;
+    pid_t pid; /* the process the thread runs in */
     unsigned requested; /* futex word: scans asked for */
     unsigned completed; /* futex word: the request number the last finished scan served */
     uint64_t trigger_above; /* quarantine bytes that start an automatic scan */
@@ -258,6 +259,13 @@ static void *collector_main(void *arg)
 static bool collector_thread_ready(void)
 {
     int state = __atomic_load_n(&collector.state, __ATOMIC_ACQUIRE);
+    if (state > 0 && collector.pid != (pid_t)syscall(SYS_getpid)) {
+        /* A child made by the clone system call itself (or vfork's child going on): no
+         * pthread_atfork handler ran, and the collector thread stayed in the parent.  Waiting
+         * for it would hang; this process gets its own. */
+        collector_fork_child();
+        state = 0;
+    }
     if (state != 0)
         return state > 0;
     spin_lock_acquire(&scan_lock);
@@ -267,6 +275,7 @@ static bool collector_thread_ready(void)
             /* Its tid, for stop_world to leave it alone, before anyone asks it to scan. */
             while (__atomic_load_n(&collector.tid, __ATOMIC_ACQUIRE) == 0)
                 sched_yield();
+            collector.pid = (pid_t)syscall(SYS_getpid);
             __atomic_store_n(&collector.state, 1, __ATOMIC_RELEASE);
         } else {
             __atomic_store_n(&collector.state, -1, __ATOMIC_RELEASE);

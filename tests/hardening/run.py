@@ -17,6 +17,9 @@ Runs real programs under the preload, as users do:
   with warn, and a bad value is an error;
 - a library with a marker loaded and unloaded 3000 times: hooked again each time, with kernel
   mappings and metadata as after 300 times;
+- odd processes around a marked function: vfork, posix_spawn, the clone system call with and
+  without CLONE_VM, exec and exit from inside a region, a handler on an alternate signal
+  stack, a program's own SIGSEGV handler that longjmps out of a marked frame;
 - a program that makes 1000 and 4000 short-lived threads calling a marked function: the
   metadata arenashim keeps (statistics: metadata_bytes) is the same for both, because each
   thread's shadow stack is pooled at its exit (160 KiB a thread without it).
@@ -279,6 +282,85 @@ def thread_churn_metadata_bounded(ctx):
     grown = metadata[4000] - metadata[1000]
     expect(grown < 4 << 20, "metadata grew by %d bytes for 3000 more threads (%s)" % (grown, metadata))
     print("    metadata_bytes: %s" % metadata)
+
+
+def run_per_process(ctx, argv, regions, options=(), timeout=60):
+    """Runs argv under the preload with stats_json per process; returns (run, [stats...])."""
+    for old in ctx.tmp.glob("proc.*.json"):
+        old.unlink()
+    env = harness.clean_env()
+    env["LD_PRELOAD"] = str(ctx.library)
+    env["ARENASHIM_REGIONS"] = regions
+    env["ARENASHIM_OPTIONS"] = ",".join(["stats_json=%s/proc.%%p.json" % ctx.tmp] + list(options))
+    rc, out, err, seconds, pid = harness.spawn(argv, env, timeout, cwd=str(ctx.tmp))
+    # The program's own process first, then the others that opened regions (children that
+    # exec'd /bin/true or echo write theirs too, empty).
+    stats = {int(f.name.split(".")[1]): json.loads(f.read_text()) for f in ctx.tmp.glob("proc.*.json")}
+    ordered = [stats.pop(pid)] if pid in stats else []
+    ordered += [stats[p] for p in sorted(stats) if stats[p]["regions_begun"] > 0]
+    return harness.Run(argv, rc, out, err, seconds, pid), ordered
+
+
+# mode: (extra options, check(plain, run, stats)) -- stats: every process's statistics
+def regions_balanced(count):
+    def check(plain, run, stats):
+        expect(len(stats) == 1, "%d statistics files, expected 1" % len(stats))
+        s = stats[0]
+        expect(s["regions_begun"] == count and s["regions_ended"] == count,
+               "regions begun %d, ended %d; expected %d of each" % (s["regions_begun"], s["regions_ended"], count))
+    return check
+
+
+def clone_fork_check(plain, run, stats):
+    expect(len(stats) == 2, "%d statistics files, expected the parent's and the child's" % len(stats))
+    parent, child = stats
+    expect(parent["scans"] >= 1, "the parent never scanned: the child would not meet a collector thread")
+    expect(child["regions_begun"] == child["regions_ended"] == 12005,
+           "child: regions begun %d ended %d, expected 12005" % (child["regions_begun"], child["regions_ended"]))
+    expect(child["scans"] > parent["scans"], "the child made no scan of its own (%d, parent %d)" % (
+        child["scans"], parent["scans"]))
+
+
+def exit_check(plain, run, stats):
+    expect(len(stats) == 1, "%d statistics files" % len(stats))
+    s = stats[0]
+    expect(s["regions_begun"] == 6 and s["regions_ended"] == 5,
+           "regions begun %d ended %d: expected the region of the call that exits left open" % (
+               s["regions_begun"], s["regions_ended"]))
+
+
+ODD_PROCESSES = {
+    "vfork": ((), regions_balanced(10)),
+    "spawn": ((), regions_balanced(10)),
+    "clone_fork": (("quarantine_max=4M",), clone_fork_check),
+    "clone_vm": ((), regions_balanced(10)),
+    "exec": ((), regions_balanced(10)),       # the statistics are the new image's
+    "exit": ((), exit_check),
+    "altstack": ((), regions_balanced(45)),
+    "segv_longjmp": ((), regions_balanced(45)),
+}
+
+
+@case
+def odd_processes(ctx):
+    """vfork, posix_spawn, the clone system call with and without CLONE_VM, exec and exit from
+    inside a region, a marked function in a handler on an alternate signal stack, and a
+    program's SIGSEGV handler that longjmps out of a marked frame: same output as plain,
+    regions balanced, and no hang (a child made by clone after the parent's collector thread
+    existed used to wait for it for ever)."""
+    program = ctx.program("odd_processes")
+    failures = []
+    for mode, (options, check) in ODD_PROCESSES.items():
+        try:
+            plain = ctx.run([program, mode], preload=False)
+            expect(plain.rc == 0 and ("OK %s" % mode).encode() in plain.stdout or mode == "exec",
+                   "plain run: %s %r" % (harness.describe_status(plain.rc), plain.out[-300:]))
+            run, stats = run_per_process(ctx, [program, mode], "work", options)
+            expect_same_as_plain(plain, run, mode)
+            check(plain, run, stats)
+        except Failure as e:
+            failures.append("%s: %s" % (mode, e))
+    expect(not failures, "\n".join(failures))
 
 
 def main():
