@@ -415,6 +415,22 @@ static struct shadow_stack *thread_shadow(void)
     return shadow_stack_of_thread();
 }
 
+/* Adds function to the object's list unless it is there already (an outer frame of it was
+ * seen first: recursion is one region, the outermost). */
+static void add_followed_function(struct followed_function *found, uint32_t *count, uint32_t function,
+                                  uint32_t depth, uint64_t invocation)
+{
+    for (uint32_t i = 0; i < *count; i++)
+        if (found[i].function == function)
+            return;
+    if (*count == FRAMES_MAX)
+        return;
+    found[*count].function = function;
+    found[*count].depth = depth;
+    found[*count].invocation = invocation;
+    (*count)++;
+}
+
 static void follow(void *object, size_t size)
 {
     uint64_t started = cycle_counter();
@@ -468,15 +484,13 @@ static void follow(void *object, size_t size)
         } else {
             continue; /* not an ordinary return address (a signal frame, a hand-made stack) */
         }
-        bool seen = false;
-        for (uint32_t i = 0; i < count && !seen; i++)
-            seen = found[i].function == function;
-        if (!seen) {
-            found[count].function = function;
-            found[count].depth = n - 1 - k;
-            found[count].invocation = invocation;
-            count++;
-        }
+        add_followed_function(found, &count, function, n - 1 - k, invocation);
+        /* A frame followed as another function: that one tail-called this one (jmp), which
+         * took over its frame and return slot.  A region on the first would still be open
+         * here, so the object is in its region too, and escapes it the same way. */
+        uint32_t followed_as = discover.invocation_function[invocation];
+        if (followed_as != function)
+            add_followed_function(found, &count, followed_as, n - 1 - k, invocation);
     }
     struct followed_object *followed =
         count ? metadata_alloc(sizeof *followed + count * sizeof followed->functions[0]) : NULL;

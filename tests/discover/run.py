@@ -110,6 +110,9 @@ def known_answers(ctx):
     expect(loop["hookable"] is False and "jump" in (loop["refusal"] or ""),
            "alloc_in_a_loop should be refused (a jump into its first bytes): %r" % loop)
     expect("a jump elsewhere" in out, "the table does not say why alloc_in_a_loop cannot be hooked")
+    tail = by_spec(ranking, "tail_outer")
+    expect(not tail["clean"] and tail["escaped_objects"] > 0,
+           "tail_outer tail-calls the function that makes what its caller keeps: %r" % tail)
     short = by_spec(ranking, "alloc_after_jump")
     expect(short["hookable"] is False and "too short" in (short["refusal"] or ""),
            "alloc_after_jump should be refused as too short: %r" % short)

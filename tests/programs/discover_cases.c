@@ -19,6 +19,8 @@
  *   alloc_in_a_loop      (assembly) allocates and frees in a loop whose target lies 3 bytes
  *                        into the function: clean, but a marker cannot be hooked there.
  *   alloc_after_jump     (assembly) starts with a jump: too short to hook.
+ *   tail_outer           (assembly) tail-calls tail_inner, whose object its caller keeps:
+ *                        it escapes tail_outer although tail_outer's frame is gone.
  * Prints "OK discover_cases" and a checksum.
  */
 #include <pthread.h>
@@ -205,6 +207,47 @@ NOINLINE void handle_leaky(unsigned round)
     }
 }
 
+/* tail_inner(n): a new object the caller owns. */
+NOINLINE struct node *tail_inner(unsigned n)
+{
+    struct node *made = malloc(sizeof *made);
+    made->value = n;
+    return made;
+}
+
+/* tail_outer(n): allocates and frees a scratch object, then tail-calls tail_inner (jmp): the
+ * object it returns is made after tail_outer's own frame is gone, yet inside the call a
+ * region on tail_outer would span.  (Assembly, so the tail call is certain.) */
+struct node *tail_outer(unsigned n);
+__asm__(".text\n"
+        ".globl tail_outer\n"
+        ".type tail_outer, @function\n"
+        "tail_outer:\n"
+        "    .cfi_startproc\n"
+        "    push %rbx\n"
+        "    .cfi_def_cfa_offset 16\n"
+        "    .cfi_offset %rbx, -16\n"
+        "    mov %edi, %ebx\n"
+        "    mov $24, %edi\n"
+        "    call malloc@PLT\n"
+        "    mov %rax, %rdi\n"
+        "    call free@PLT\n"
+        "    mov %ebx, %edi\n"
+        "    pop %rbx\n"
+        "    .cfi_def_cfa_offset 8\n"
+        "    jmp tail_inner\n"
+        "    .cfi_endproc\n"
+        ".size tail_outer, .-tail_outer\n");
+
+/* Keeps what tail_outer returns past its return: it escapes tail_outer (and tail_inner). */
+NOINLINE void handle_tail(unsigned round)
+{
+    struct node *n = tail_outer(round);
+    OPAQUE(n);
+    checksum += n->value;
+    free(n);
+}
+
 /* Every level allocates and passes its list down; the outermost call (depth == top) frees all
  * of it before returning.  Objects of the inner calls outlive those calls, not the outermost. */
 NOINLINE struct node *recurse(unsigned depth, unsigned top, struct node *list)
@@ -231,6 +274,7 @@ int main(int argc, char **argv)
         handle_keep(round);
         handle_cross_thread(round);
         handle_leaky(round);
+        handle_tail(round);
         recurse(6, 6, NULL);
         alloc_in_a_loop(5);
         alloc_after_jump();
