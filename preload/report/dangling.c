@@ -62,9 +62,15 @@ void report_dangling(const struct dangling_info *info, void *context, uint32_t s
         report_string(&report, "\n");
         const struct trace_record *object = trace_log_find(r->trace, info->address);
         if (object) {
+            /* The object's record covers its header too (realloc and free read it). */
             report_string(&report, "  it is ");
-            report_decimal(&report, info->address - object->address);
-            report_string(&report, " bytes into an object of ");
+            if (info->address < object->address) {
+                report_decimal(&report, object->address - info->address);
+                report_string(&report, " bytes before (in the header of) an object of ");
+            } else {
+                report_decimal(&report, info->address - object->address);
+                report_string(&report, " bytes into an object of ");
+            }
             report_decimal(&report, object->size);
             report_string(&report, " bytes at ");
             report_hex(&report, object->address);

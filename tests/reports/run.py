@@ -23,7 +23,8 @@ their form:
       access backtrace:
         #i 0xPC module+0xOFF (symbol+0xOFF)          (module and symbol when known)
       the address is N bytes into the memory of region #N [0x.., 0x..) of thread TN
-      it is K bytes into an object of S bytes at 0x..., allocated at:   + frames
+      it is K bytes into (or K bytes before (in the header of)) an object of S bytes at 0x...,
+      allocated at:   + frames
         | allocation site: not sampled (...) | allocation site: not recorded (...)
       region began at:                                 + frames
       region ended at:                                 + frames
@@ -62,7 +63,8 @@ ADDRESS_LINE_RE = re.compile(
     r"  the address is (\d+) bytes into the memory of region #(\d+) \[(0x[0-9a-f]+), (0x[0-9a-f]+)\) "
     r"of thread T(\d+)")
 OBJECT_LINE_RE = re.compile(
-    r"  it is (\d+) bytes into an object of (\d+) bytes at (0x[0-9a-f]+), allocated at:")
+    r"  it is (\d+) bytes (into|before \(in the header of\)) an object of (\d+) bytes at (0x[0-9a-f]+), "
+    r"allocated at:")
 NOT_SAMPLED = "  allocation site: not sampled (trace_allocs=N traces one in N)"
 NOT_RECORDED = "  allocation site: not recorded (run with trace_allocs=1)"
 END_RE = re.compile(r"==(\d+)==(ABORTING|CONTINUING)( .*)?")
@@ -178,7 +180,11 @@ def parse_one_report(lines, i):
     expect(i < len(lines), "report ends before the allocation site")
     m = OBJECT_LINE_RE.fullmatch(lines[i])
     if m:
-        r.object = (int(m.group(1)), int(m.group(2)), int(m.group(3), 16))
+        # (offset from the object's start, negative in its header; size; address)
+        offset = int(m.group(1)) if m.group(2) == "into" else -int(m.group(1))
+        r.object = (offset, int(m.group(3)), int(m.group(4), 16))
+        expect(r.object[2] + offset == r.address, "object line: %#x %+d is not the address %#x" % (
+            r.object[2], offset, r.address))
         i += 1
         r.alloc_frames, i = parse_frames(lines, i, "allocation backtrace")
     elif lines[i] in (NOT_SAMPLED, NOT_RECORDED):
@@ -939,6 +945,9 @@ def realloc_dead_names_object(ctx):
     expect(r.object is not None, "the report does not name the object (%r)" % r.alloc_note)
     expect(symbol_at(r.alloc_frames, 0) == "make_buffer", "allocation backtrace: %r" % frame_symbols(r.alloc_frames))
     expect_equal(r.object[1], 24, "object size")
+    # realloc reads the object's header first: 16 bytes before it (the offset once wrapped
+    # around to 18446744073709551600).
+    expect_equal(r.object[0], -16, "offset of the access from the object")
 
 
 @case
