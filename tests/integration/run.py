@@ -1486,6 +1486,84 @@ def issue14_dlopen_exclude_cases(B):
     return c
 
 
+# 5. fork with trace_allocs=1, on_dangling=recover and verbose=1 (README: "a forked child keeps
+# its hooks"; stats_json's %p; docs/design.md, Entry points: fork.c takes the scan, report,
+# chunk, thread and pool locks before fork).  tests/programs/fork_traced.c forks 40 children one
+# after another while a helper thread runs traced regions; each child runs regions of its own
+# and reads two dangling objects (the parent's and its own), then exits.
+def report_blocks(err, pid):
+    """The dangling reports of process pid: lists of lines, from ERROR to its verdict line."""
+    blocks, current = [], None
+    for line in err.splitlines():
+        if line.startswith("==%d==ERROR: arenashim: use-after-region-free" % pid):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line.startswith("==%d==" % pid):
+                blocks.append(current)
+                current = None
+    return blocks
+
+
+def section_frames(block, title):
+    """The frames under a report's section title ("  region began at:")."""
+    if title not in block:
+        return []
+    frames = []
+    for line in block[block.index(title) + 1:]:
+        if not re.match(r"    #\d+ 0x[0-9a-f]+ ", line):
+            break
+        frames.append(line.strip())
+    return frames
+
+
+def fork_traced_check(children):
+    def check(run, case_dir):
+        parent = re.search(r"^fork_traced: parent pid (\d+)$", run.err, re.M)
+        expect(parent, "no parent pid on stderr")
+        parent = int(parent.group(1))
+        kids = [int(p) for p in re.findall(r"^fork_traced: child \d+ pid (\d+)$", run.err, re.M)]
+        expect(len(kids) == children, "%d children started, expected %d" % (len(kids), children))
+        files = sorted(p.name for p in case_dir.iterdir() if re.fullmatch(r"s\.\d+\.json", p.name))
+        want = sorted("s.%d.json" % p for p in [parent] + kids)
+        expect(files == want, "statistics files %s, expected one per process %s" % (files, want))
+        for pid, dangling in [(parent, 1)] + [(k, 2) for k in kids]:
+            who = "the parent" if pid == parent else "child %d" % pid
+            stats = json.loads((case_dir / ("s.%d.json" % pid)).read_text())
+            expect(stats["dangling_accesses"] == dangling, "%s's statistics count %d dangling accesses, expected "
+                   "its own %d" % (who, stats["dangling_accesses"], dangling))
+            marker = [m for m in stats["markers"] if m["spec"] == "request"]
+            expect(marker and marker[0]["resolved"] and marker[0]["regions"] >= 4,
+                   "%s: marker request %r, expected its regions counted" % (who, marker))
+            blocks = report_blocks(run.err, pid)
+            expect(len(blocks) == dangling, "%s wrote %d reports, expected %d" % (who, len(blocks), dangling))
+            for block in blocks:
+                expect(re.fullmatch(report_re("READ", "request"), block[0]), "%s: report %r" % (who, block[0]))
+                expect(block[-1].startswith("==%d==CONTINUING (on_dangling=recover" % pid),
+                       "%s: the report ends with %r" % (who, block[-1]))
+                expect(any(re.match(r"  it is 0 bytes into an object of \d+ bytes at 0x[0-9a-f]+, allocated at:$", l)
+                           for l in block), "%s: the report does not name the object (trace_allocs=1)" % who)
+                site = section_frames(block, [l for l in block if l.endswith("allocated at:")][0])
+                expect(site and "(request+0x" in site[0], "%s: allocation site %r, expected request" % (who, site[:1]))
+                for title in ("  region began at:", "  region ended at:"):
+                    frames = section_frames(block, title)
+                    expect(len(frames) >= 2 and any("(main+0x" in f for f in frames),
+                           "%s: %r has %d frames, expected a full backtrace (verbose=1)" % (who, title.strip(),
+                                                                                             len(frames)))
+    return check
+
+
+def issue14_fork_cases(B):
+    children = 40  # a fork while the helper holds a lock that is not reset deadlocks 3 times in 5
+    return [Case("fork/traced-recover-verbose-%d-children" % children, [B + "fork_traced", str(children)],
+                 env={"ARENASHIM_REGIONS": "request"}, timeout=20,
+                 options="trace_allocs=1,on_dangling=recover,verbose=1,stats_json={tmp}/s.%p.json",
+                 same_as_plain=True, stdout_has="parent: own object 'request 1 object 5'",
+                 stdout_re=r"^child %d: parent's object 'request 1 object 5', own object 'request %d object 5'" % (
+                     children - 1, 1000 * (children + 1) + 2),
+                 check=fork_traced_check(children))]
+
+
 def issue14_cases(B):
     """The cases of issue 14, block by block."""
     c = []
@@ -1493,6 +1571,7 @@ def issue14_cases(B):
     c += issue14_reserve_cases(B)
     c += issue14_launcher_cases(B)
     c += issue14_dlopen_exclude_cases(B)
+    c += issue14_fork_cases(B)
     return c
 
 
