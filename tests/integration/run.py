@@ -1564,6 +1564,89 @@ def issue14_fork_cases(B):
                  check=fork_traced_check(children))]
 
 
+# 6. verbose= (README, Options): 1 adds region begin and end as full backtraces in reports, a
+# report per allocation site of frees after region end, who still points into each chunk a
+# scan kept, warnings (unmatched arenashim_region_end, markers ignored in child processes), the
+# revocation paths (kernel_features) and the scan path (scan_mode); 2 also where each marker was
+# hooked.  tests/programs/verbose_lines.c gives each a reason to appear in one run; verbose=0
+# says none of it.
+VERBOSE_MARKERS = ("keep_in_bss", "keep_in_heap", "make_text")
+
+
+def verbose_check(level):
+    def check(run, case_dir):
+        err = run.err
+        lines = err.splitlines()
+        pid = int(re.search(REPORT_RE, err, re.M).group(1))
+        blocks = report_blocks(err, pid)
+        expect(len(blocks) == 1 and "marker 'make_text'" in blocks[0][0],
+               "expected one dangling report, of make_text's string: %d reports" % len(blocks))
+        began = section_frames(blocks[0], "  region began at:")
+        ended = section_frames(blocks[0], "  region ended at:")
+        if level == 0:
+            expect(len(began) == 1 and len(ended) == 1,
+                   "verbose=0: region began/ended at %d/%d frames, expected one each" % (len(began), len(ended)))
+            said = [l for l in lines if l.startswith("arenashim:")]
+            expect(not said, "verbose=0, yet arenashim said %r" % said[:3])
+            return
+        expect(len(began) >= 2 and "(make_text+0x0)" in began[0] and "(main+0x" in began[1],
+               "verbose=%d: region began at %r, expected a full backtrace from make_text's entry" % (level, began))
+        expect(len(ended) >= 2 and "(main+0x" in ended[0],
+               "verbose=%d: region ended at %r, expected a full backtrace from main" % (level, ended))
+        wanted = [
+            (r"arenashim: free\(\) of 0x[0-9a-f]+ after its region #\d+ \(marker 'make_text'\) ended: the object "
+             r"escaped its region.*", "the free after region end"),
+            (re.escape("arenashim: warning: arenashim_region_end() with no open region; ignored"),
+             "the unmatched arenashim_region_end"),
+            (r"arenashim: scan kept chunk 0x[0-9a-f]+ \(region #\d+, marker 'keep_in_bss'\): pointer 0x[0-9a-f]+ "
+             r"stored at 0x[0-9a-f]+ in \.data/\.bss of /.*/verbose_lines", "the .bss referrer of a kept chunk"),
+            (r"arenashim: scan kept chunk 0x[0-9a-f]+ \(region #\d+, marker 'keep_in_heap'\): pointer 0x[0-9a-f]+ "
+             r"stored at 0x[0-9a-f]+ in anonymous mapping \(jemalloc heap object\)",
+             "the jemalloc heap object referrer of a kept chunk"),
+            (r"arenashim: scan: .*", "the scan path (scan_mode)"),
+        ]
+        for spec in VERBOSE_MARKERS:
+            # /bin/true, the child, inherits the markers and lacks them: ignored, and said once each.
+            wanted.append((re.escape("arenashim: warning: ARENASHIM_REGIONS: marker '%s' names no function of the "
+                                     "executable or any loaded library" % spec) + ".*",
+                           "the child's ignored marker %s" % spec))
+        for pattern, what in wanted:
+            found = [l for l in lines if re.fullmatch(pattern, l)]
+            expect(len(found) == 1, "verbose=%d: %d lines for %s, expected one (/%s/)" % (level, len(found), what,
+                                                                                         pattern))
+        # The revocation paths (kernel_features): said by each process, the program and its child.
+        found = [l for l in lines if l.startswith("arenashim: revocation: strict ")]
+        expect(len(found) == 2, "verbose=%d: %d lines for the revocation paths, expected one per process (2)" % (
+            level, len(found)))
+        hooked = {}
+        for l in lines:
+            m = re.fullmatch(r"arenashim: marker '(\w+)' hooked at (0x[0-9a-f]+) in (/.*)", l)
+            if m:
+                hooked[m.group(1)] = (int(m.group(2), 16), m.group(3))
+        if level == 1:
+            expect(not hooked, "verbose=1 says where markers were hooked: %s" % sorted(hooked))
+            return
+        expect(sorted(hooked) == sorted(VERBOSE_MARKERS),
+               "verbose=2: 'hooked at' lines for %s, expected %s" % (sorted(hooked), sorted(VERBOSE_MARKERS)))
+        for spec, (address, path) in hooked.items():
+            expect(os.path.basename(path) == "verbose_lines", "marker %s hooked in %s" % (spec, path))
+        # The address is the function's entry: the frame where make_text's region began.
+        entry = int(re.match(r"#0 (0x[0-9a-f]+) ", began[0]).group(1), 16)
+        expect(hooked["make_text"][0] == entry, "make_text hooked at %#x, its region began at %#x" %
+               (hooked["make_text"][0], entry))
+    return check
+
+
+def issue14_verbose_cases(B):
+    c = []
+    for level in (0, 1, 2):
+        c.append(Case("verbose/level-%d-lines" % level, [B + "verbose_lines"],
+                      env={"ARENASHIM_REGIONS": ",".join(VERBOSE_MARKERS)},
+                      options="chunk_size=64K,on_dangling=recover,verbose=%d" % level, same_as_plain=True,
+                      stdout="text: made in region 7\ndone\n", check=verbose_check(level)))
+    return c
+
+
 def issue14_cases(B):
     """The cases of issue 14, block by block."""
     c = []
@@ -1572,6 +1655,7 @@ def issue14_cases(B):
     c += issue14_launcher_cases(B)
     c += issue14_dlopen_exclude_cases(B)
     c += issue14_fork_cases(B)
+    c += issue14_verbose_cases(B)
     return c
 
 
