@@ -149,8 +149,9 @@ void *fixed_pool_alloc(struct fixed_pool *pool)
         object = pool->block_cursor;
         pool->block_cursor += align_up(pool->object_size, 16);
     }
+    size_t size = pool->object_size;
     spin_lock_release(&pool->lock);
-    memset(object, 0, pool->object_size);
+    memset(object, 0, size);
     return object;
 }
 
@@ -182,9 +183,12 @@ void *metadata_alloc(size_t bytes)
     if (class < 0)
         return NULL;
     struct fixed_pool *pool = &size_classes[class];
-    /* A pool's size is its class's: set once, before first use (a racing second store writes
-     * the same value). */
-    __atomic_store_n(&pool->object_size, (size_t)1 << (class + SIZE_CLASS_MIN_SHIFT), __ATOMIC_RELAXED);
+    /* A pool's size is its class's, set at its first use under its lock (fixed_pool_alloc
+     * reads it under the same lock).  Not a hot path: metadata is allocated on slow paths. */
+    spin_lock_acquire(&pool->lock);
+    if (pool->object_size == 0)
+        pool->object_size = (size_t)1 << (class + SIZE_CLASS_MIN_SHIFT);
+    spin_lock_release(&pool->lock);
     return fixed_pool_alloc(pool);
 }
 

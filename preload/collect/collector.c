@@ -366,6 +366,5 @@ static bool reclaim_for_core(void)
 
 void collector_init(void)
 {
-    stop_world_init();
     core_set_reclaim(reclaim_for_core);
 }

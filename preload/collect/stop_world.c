@@ -4,8 +4,10 @@
  * Layer: preload, collect.  Protocol, all with system calls and atomics (no locks, no malloc, no
  * stdio, since a stopped thread may hold any of them):
  *
- *   stop    bump stop_generation; list /proc/self/task with getdents64; tgkill each other
- *           thread with STOP_SIGNAL; its handler finds its slot by tid, saves registers and
+ *   stop    bump stop_generation; list /proc/self/task with getdents64; send each other
+ *           thread STOP_SIGNAL with rt_tgsigqueueinfo, carrying a cookie that tells it from
+ *           the program's own uses of that signal; its handler finds its slot by tid, saves
+ *           registers and
  *           stack pointer, acknowledges the generation and sleeps on a futex until
  *           resume_generation reaches it.  The list is read again until no new thread
  *           appears, so threads created meanwhile are stopped as well.
@@ -35,7 +37,8 @@
 #define STOP_WAIT_NS (500ull * 1000 * 1000)
 #define STOP_SIGNAL_BLOCKED_CHECK_NS (5ull * 1000 * 1000)
 
-static int stop_signal;
+#define STOP_COOKIE 0x61726e61 /* "arna": a stop request, not the program's signal */
+
 static int stop_generation;
 static int resume_generation;
 static struct stopped_world *current_world;
@@ -46,10 +49,30 @@ static long futex(int *address, int op, int value)
     return syscall(SYS_futex, address, op, value, NULL, NULL, 0);
 }
 
-static void stop_handler(int signal, siginfo_t *info, void *context)
+static void (*foreign_handler)(int, siginfo_t *, void *);
+
+int stop_world_signal(void)
 {
-    (void)signal;
-    (void)info;
+    return SIGRTMAX - 2;
+}
+
+void stop_world_set_foreign_handler(void (*foreign)(int, siginfo_t *, void *))
+{
+    foreign_handler = foreign;
+}
+
+static bool is_stop_request(const siginfo_t *info)
+{
+    return info->si_code == SI_QUEUE && info->si_pid == getpid() && info->si_value.sival_int == STOP_COOKIE;
+}
+
+void stop_world_handler(int signal, siginfo_t *info, void *context)
+{
+    if (!is_stop_request(info)) {
+        if (foreign_handler)
+            foreign_handler(signal, info, context);
+        return;
+    }
     int saved_errno = errno;
     __atomic_add_fetch(&threads_in_handler, 1, __ATOMIC_ACQ_REL);
     int generation = __atomic_load_n(&stop_generation, __ATOMIC_ACQUIRE);
@@ -75,15 +98,18 @@ static void stop_handler(int signal, siginfo_t *info, void *context)
     errno = saved_errno;
 }
 
-void stop_world_init(void)
+/* A stop request to one thread: the signal with the cookie (rt_tgsigqueueinfo may carry a
+ * negative si_code to threads of the caller's own process). */
+static int send_stop(pid_t tid)
 {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    stop_signal = SIGRTMAX - 2;
-    action.sa_sigaction = stop_handler;
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&action.sa_mask); /* nothing else runs on a stopped thread */
-    sys_sigaction(stop_signal, &action, NULL);
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = stop_world_signal();
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_int = STOP_COOKIE;
+    return (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, stop_world_signal(), &info);
 }
 
 struct linux_dirent64 {
@@ -142,7 +168,7 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
             memset(slot, 0, sizeof *slot);
             slot->tid = tid;
             __atomic_store_n(&world->count, world->count + 1, __ATOMIC_RELEASE);
-            if (syscall(SYS_tgkill, getpid(), tid, stop_signal) != 0)
+            if (send_stop(tid) != 0)
                 slot->acknowledged = generation; /* gone already: nothing to wait for */
             added++;
         }
@@ -242,7 +268,7 @@ bool stop_world(struct stopped_world *world)
              * only one that still blocks it 20 ms later is taken to block it for good. */
             if (waited > next_check) {
                 next_check = waited + 20 * 1000 * 1000;
-                blocked_seen = thread_blocks_signal(slot->tid, stop_signal) ? blocked_seen + 1 : 0;
+                blocked_seen = thread_blocks_signal(slot->tid, stop_world_signal()) ? blocked_seen + 1 : 0;
             }
             if (waited > STOP_WAIT_NS || blocked_seen >= 2) {
                 world->unresponsive_tid = slot->tid;

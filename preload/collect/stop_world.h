@@ -35,7 +35,15 @@ struct stopped_world {
     pid_t leave_running[16];
 };
 
-void stop_world_init(void);
+#include <signal.h>
+
+/* The signal that stops threads (SIGRTMAX - 2) and its handler.  The shim installs it
+ * (signals.c owns the dispositions of the signals arenashim uses, and interposes the calls
+ * that would block or replace them); a delivery that is not a stop request -- the program's
+ * own use of that signal -- goes to foreign. */
+int stop_world_signal(void);
+void stop_world_handler(int signal, siginfo_t *info, void *context);
+void stop_world_set_foreign_handler(void (*foreign)(int signal, siginfo_t *info, void *context));
 /* Stops every thread but the caller; false (with everyone resumed) when one did not stop. */
 bool stop_world(struct stopped_world *world);
 void resume_world(struct stopped_world *world);

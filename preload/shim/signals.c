@@ -1,5 +1,6 @@
 /*
- * signals.c — SIGSEGV: dangling accesses to faulted region memory, and chaining.
+ * signals.c — the signals arenashim uses: SIGSEGV (dangling accesses) and the scan's stop
+ * signal, each chained to the program's own use of it.
  *
  * Layer: preload, shim.  arenashim owns the process's real SIGSEGV disposition.  A fault
  * whose address lies in faulted region memory is reported (report/dangling.c: the first line
@@ -13,6 +14,13 @@
  * reporters).  sigaction() and signal() are interposed: for SIGSEGV they record the
  * program's action instead of installing it, and report it back as the current one; every
  * fault that is not arenashim's goes to that action, honouring its flags and mask.
+ *
+ * The scan stops threads with SIGRTMAX - 2 (collect/stop_world.c).  A program may use that
+ * signal too: sigaction records its action the same way, and a delivery that is not a stop
+ * request (stop requests carry a cookie) goes to it.  A program may also block every signal
+ * in its threads (worker pools often do): pthread_sigmask and sigprocmask never block the
+ * stop signal, as a collector's suspend signal must not be (Boehm's GC does the same).  Its
+ * handler touches nothing of the program's: it saves registers and waits.
  */
 #include "shim.h"
 
@@ -21,68 +29,112 @@
 #include "log.h"
 #include "scan_workers.h"
 #include "stats_out.h"
+#include "stop_world.h"
 #include "sys.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 
-static struct sigaction program_action; /* what the program believes is installed */
-static bool installed;
+/* A signal arenashim installs its own handler for, and what the program believes is
+ * installed for it. */
+struct owned_signal {
+    int signal;
+    bool installed;
+    struct sigaction program_action;
+};
+enum { OWNED_SEGV, OWNED_STOP, OWNED_COUNT };
+static struct owned_signal owned[OWNED_COUNT];
 static spin_lock action_lock = SPIN_LOCK_INIT;
 
-static void restore_default_and_return(void)
+/* glibc's own, found at start-up: they keep glibc's internal signals unblockable too. */
+static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+
+static int thread_mask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (real_pthread_sigmask)
+        return real_pthread_sigmask(how, set, old);
+    return syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8) == 0 ? 0 : errno;
+}
+
+static struct owned_signal *owned_signal_of(int signal)
+{
+    for (unsigned i = 0; i < OWNED_COUNT; i++)
+        if (owned[i].signal == signal && signal != 0 && __atomic_load_n(&owned[i].installed, __ATOMIC_ACQUIRE))
+            return &owned[i];
+    return NULL;
+}
+
+static void restore_default(int signal)
 {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = SIG_DFL;
     sigemptyset(&action.sa_mask);
-    sys_sigaction(SIGSEGV, &action, NULL);
+    sys_sigaction(signal, &action, NULL);
 }
 
-/* Hands a fault that is not ours to the program's action, as the kernel would have. */
-static void chain_to_program(int signal, siginfo_t *info, void *context)
+/* Hands a delivery that is not ours to the program's action, as the kernel would have: its
+ * handler runs with the thread's mask at delivery plus its sa_mask (and the signal, unless
+ * SA_NODEFER); the default action or SIG_IGN as the kernel applies them. */
+static void chain_to_program(struct owned_signal *o, siginfo_t *info, void *context)
 {
+    int signal = o->signal;
     struct sigaction action;
     spin_lock_acquire(&action_lock);
-    action = program_action;
+    action = o->program_action;
     if (action.sa_flags & SA_RESETHAND) {
-        memset(&program_action, 0, sizeof program_action);
-        program_action.sa_handler = SIG_DFL;
+        memset(&o->program_action, 0, sizeof o->program_action);
+        o->program_action.sa_handler = SIG_DFL;
     }
     spin_lock_release(&action_lock);
 
+    bool fault = signal == SIGSEGV && info->si_code > 0;
     if (!(action.sa_flags & SA_SIGINFO) && action.sa_handler == SIG_IGN) {
-        if (info->si_code <= 0)
-            return; /* a SIGSEGV sent by kill(): ignoring it is what the program asked */
-        restore_default_and_return(); /* a real fault cannot be ignored: the kernel kills */
-        return;
+        if (fault)
+            restore_default(signal); /* a real fault cannot be ignored: the kernel kills */
+        return;                      /* a signal sent by kill(): ignored, as asked */
     }
     if (!(action.sa_flags & SA_SIGINFO) && action.sa_handler == SIG_DFL) {
-        restore_default_and_return();
-        if (info->si_code <= 0) {
+        restore_default(signal);
+        if (!fault) {
+            /* Sent, not a fault: the default action (termination) happens on return. */
             sigset_t set;
             sigemptyset(&set);
-            sigaddset(&set, SIGSEGV);
+            sigaddset(&set, signal);
+            raise(signal);
             pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-            raise(SIGSEGV);
         }
-        return;
+        return; /* a fault re-executes and kills by the default action */
     }
-    sigset_t previous, mask = action.sa_mask;
+    sigset_t previous, mask = ((const ucontext_t *)context)->uc_sigmask;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&action.sa_mask, s) == 1)
+            sigaddset(&mask, s);
     if (!(action.sa_flags & SA_NODEFER))
-        sigaddset(&mask, SIGSEGV);
-    pthread_sigmask(SIG_BLOCK, &mask, &previous);
+        sigaddset(&mask, signal);
+    thread_mask(SIG_SETMASK, &mask, &previous);
     if (action.sa_flags & SA_SIGINFO)
         action.sa_sigaction(signal, info, context);
     else
         action.sa_handler(signal);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    thread_mask(SIG_SETMASK, &previous, NULL);
+}
+
+static void stop_signal_not_ours(int signal, siginfo_t *info, void *context)
+{
+    (void)signal;
+    int saved_errno = errno;
+    chain_to_program(&owned[OWNED_STOP], info, context);
+    errno = saved_errno;
 }
 
 static void segv_handler(int signal, siginfo_t *info, void *context)
@@ -103,11 +155,12 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
             return;
         }
         stats_write();
-        restore_default_and_return();
+        restore_default(SIGSEGV);
         errno = saved_errno;
         return;
     }
-    chain_to_program(signal, info, context);
+    (void)signal;
+    chain_to_program(&owned[OWNED_SEGV], info, context);
     errno = saved_errno;
 }
 
@@ -136,38 +189,85 @@ bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write)
         if (dangling_page_recover(page))
             continue;
         stats_write();
-        restore_default_and_return();
+        restore_default(SIGSEGV);
         raise(SIGSEGV);
         _exit(EXIT_DANGLING);
     }
     return true;
 }
 
-void signals_install(void)
+static void own_signal(struct owned_signal *o, int signal, void (*handler)(int, siginfo_t *, void *),
+                       int flags, bool mask_all)
 {
     struct sigaction action, previous;
     memset(&action, 0, sizeof action);
-    action.sa_sigaction = segv_handler;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
-    sigemptyset(&action.sa_mask);
+    action.sa_sigaction = handler;
+    action.sa_flags = SA_SIGINFO | flags;
+    if (mask_all)
+        sigfillset(&action.sa_mask);
+    else
+        sigemptyset(&action.sa_mask);
     spin_lock_acquire(&action_lock);
-    if (sys_sigaction(SIGSEGV, &action, &previous) == 0) {
-        program_action = previous; /* a handler installed before us is chained, not lost */
-        installed = true;
+    o->signal = signal;
+    if (sys_sigaction(signal, &action, &previous) == 0) {
+        o->program_action = previous; /* a handler installed before us is chained, not lost */
+        __atomic_store_n(&o->installed, true, __ATOMIC_RELEASE);
     }
     spin_lock_release(&action_lock);
 }
 
+void signals_install(void)
+{
+    *(void **)&real_pthread_sigmask = dlsym(RTLD_NEXT, "pthread_sigmask");
+    *(void **)&real_sigprocmask = dlsym(RTLD_NEXT, "sigprocmask");
+    own_signal(&owned[OWNED_SEGV], SIGSEGV, segv_handler, SA_ONSTACK | SA_NODEFER | SA_RESTART, false);
+    /* Nothing else runs on a stopped thread: every signal is blocked while it waits. */
+    stop_world_set_foreign_handler(stop_signal_not_ours);
+    own_signal(&owned[OWNED_STOP], stop_world_signal(), stop_world_handler, SA_ONSTACK | SA_RESTART, true);
+}
+
 EXPORTED int sigaction(int signal, const struct sigaction *action, struct sigaction *old)
 {
-    if (signal != SIGSEGV || !__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+    struct owned_signal *o = owned_signal_of(signal);
+    if (o == NULL)
         return sys_sigaction(signal, action, old);
     spin_lock_acquire(&action_lock);
     if (old)
-        *old = program_action;
+        *old = o->program_action;
     if (action)
-        program_action = *action;
+        o->program_action = *action;
     spin_lock_release(&action_lock);
+    return 0;
+}
+
+/* The program's masks never hold the stop signal (see the top of this file).  The old mask
+ * it gets back is the thread's real one. */
+static const sigset_t *without_stop_signal(int how, const sigset_t *set, sigset_t *copy)
+{
+    if (set == NULL || how == SIG_UNBLOCK || owned_signal_of(stop_world_signal()) == NULL ||
+        sigismember(set, stop_world_signal()) != 1)
+        return set;
+    *copy = *set;
+    sigdelset(copy, stop_world_signal());
+    return copy;
+}
+
+EXPORTED int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigset_t copy;
+    return thread_mask(how, without_stop_signal(how, set, &copy), old);
+}
+
+EXPORTED int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigset_t copy;
+    if (real_sigprocmask)
+        return real_sigprocmask(how, without_stop_signal(how, set, &copy), old);
+    int error = thread_mask(how, without_stop_signal(how, set, &copy), old);
+    if (error) {
+        errno = error;
+        return -1;
+    }
     return 0;
 }
 

@@ -20,6 +20,8 @@ Runs real programs under the preload, as users do:
 - odd processes around a marked function: vfork, posix_spawn, the clone system call with and
   without CLONE_VM, exec and exit from inside a region, a handler on an alternate signal
   stack, a program's own SIGSEGV handler that longjmps out of a marked frame;
+- a program that uses the scan's stop signal (SIGRTMAX-2) itself, or blocks every signal in
+  its worker threads: its signals reach it as without arenashim, and scans still work;
 - a program that makes 1000 and 4000 short-lived threads calling a marked function: the
   metadata arenashim keeps (statistics: metadata_bytes) is the same for both, because each
   thread's shadow stack is pooled at its exit (160 KiB a thread without it).
@@ -31,6 +33,7 @@ Prints PASS/FAIL per case and ends with "N passed, N failed"; exit status 1 on f
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -358,6 +361,32 @@ def odd_processes(ctx):
             run, stats = run_per_process(ctx, [program, mode], "work", options)
             expect_same_as_plain(plain, run, mode)
             check(plain, run, stats)
+        except Failure as e:
+            failures.append("%s: %s" % (mode, e))
+    expect(not failures, "\n".join(failures))
+
+
+@case
+def sharing_the_stop_signal(ctx):
+    """A program that uses SIGRTMAX-2 itself, or blocks every signal in its threads: its own
+    signals reach its handler (or the default action, or nothing when ignored), sigaction
+    reports its handler back, and scans still stop every thread (before: every scan gave up,
+    and region memory was never reused)."""
+    program = ctx.program("signal_sharing")
+    failures = []
+    for mode in ("own_handler", "blocked_workers", "default_action", "ignored"):
+        try:
+            plain = ctx.run([program, mode], preload=False)
+            run = ctx.run([program, mode], regions="work", options=["quarantine_max=8M"], timeout=120)
+            expect_same_as_plain(plain, run, mode)
+            if mode == "own_handler":
+                expect(b"sent 60 handled 60 sigaction-reports-it 1" in run.stdout, "the program's handler: %r" % run.out)
+            if mode in ("own_handler", "blocked_workers"):
+                stats = run.stats
+                expect(stats["scans"] >= 1 and stats["scan_giveups"] == 0,
+                       "scans %d, given up %d" % (stats["scans"], stats["scan_giveups"]))
+            if mode == "default_action":
+                expect(plain.rc == -(signal.SIGRTMAX - 2), "plain run: %s" % harness.describe_status(plain.rc))
         except Failure as e:
             failures.append("%s: %s" % (mode, e))
     expect(not failures, "\n".join(failures))

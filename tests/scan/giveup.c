@@ -1,8 +1,10 @@
 /*
  * giveup.c — a thread that blocks the scan's stop signal (SIGRTMAX-2) makes the scan give up.
  *
- * A helper thread blocks SIGRTMAX-2 with pthread_sigmask (argv[1] "all": every signal) and
- * sleeps.  With two unreferenced chunks in quarantine, arenashim_collect() is called several
+ * A helper thread blocks SIGRTMAX-2 (argv[1] "all": every signal) with the rt_sigprocmask
+ * system call itself, as a runtime with its own threads does (Go's), and sleeps: arenashim
+ * keeps the stop signal out of what pthread_sigmask and sigprocmask block, not out of the
+ * kernel's mask.  With two unreferenced chunks in quarantine, arenashim_collect() is called several
  * times: each call must give up once and return (scan_giveups grows by exactly the number of
  * calls, scans not at all: no call retried or scanned without that thread), and nothing may be
  * released (the scan could not see that thread's stack and registers).  A call that never
@@ -14,6 +16,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 
 static volatile int helper_ready, helper_stop;
 static volatile pid_t helper_tid;
@@ -27,7 +30,7 @@ static void *blocker(void *arg)
         sigemptyset(&set);
         sigaddset(&set, SIGRTMAX - 2);
     }
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, _NSIG / 8);
     helper_tid = gettid();
     helper_ready = 1;
     while (!helper_stop) {
