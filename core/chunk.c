@@ -13,6 +13,7 @@
 #include "bitmap.h"
 #include "trace_log.h"
 
+#include <errno.h>
 #include <string.h>
 
 static struct fixed_pool dead_range_pool = FIXED_POOL_INIT(struct dead_range);
@@ -40,6 +41,8 @@ static uint32_t find_available_run(uint32_t from, uint32_t count)
     return UINT32_MAX;
 }
 
+int chunk_refusal_errno;
+
 bool chunk_acquire(uint32_t count, uint32_t *index)
 {
     spin_lock_acquire(&core.lock);
@@ -58,6 +61,10 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
 
     size_t bytes = (size_t)count << core_config.chunk_shift;
     if (!pages_make_accessible((uintptr_t)chunk_address(start), bytes)) {
+        /* The reservation has room but the kernel refused the memory: out of mappings
+         * (vm.max_map_count) or of commit charge.  Said once by the allocator's fallback. */
+        __atomic_store_n(&chunk_refusal_errno, errno, __ATOMIC_RELAXED);
+        stats_add(&core_counters.kernel_refusals, 1);
         spin_lock_acquire(&core.lock);
         for (uint32_t i = start; i < start + count; i++)
             bit_clear(core.taken, i);
@@ -93,8 +100,31 @@ bool chunk_acquire_or_reclaim(uint32_t count, uint32_t *index)
         return false; /* said once at start-up; no scan can make chunk space appear */
     if (chunk_acquire(count, index))
         return true;
-    if (core.reclaim && core.reclaim() && chunk_acquire(count, index))
-        return true;
+    /* A scan frees only quarantined chunks nothing points into.  After one that freed
+     * nothing, another is likely futile until more has been quarantined: without this, every
+     * allocation of a region that fell back to the heap scanned the whole process.  Pointers
+     * that kept chunks may go away meanwhile, so a scan is tried anyway after a number of
+     * skipped attempts that doubles with every fruitless scan (up to 65536). */
+    uint64_t quarantined = __atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED);
+    uint64_t at_fruitless = __atomic_load_n(&core.quarantine_at_fruitless_scan, __ATOMIC_RELAXED);
+    if (at_fruitless != 0 && quarantined <= at_fruitless &&
+        __atomic_add_fetch(&core.skipped_since_fruitless_scan, 1, __ATOMIC_RELAXED) <
+            __atomic_load_n(&core.skips_before_retry, __ATOMIC_RELAXED)) {
+        stats_add(&core_counters.reclaims_skipped, 1);
+    } else if (core.reclaim) {
+        if (core.reclaim() && chunk_acquire(count, index)) {
+            __atomic_store_n(&core.quarantine_at_fruitless_scan, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&core.skips_before_retry, 0, __ATOMIC_RELAXED);
+            return true;
+        }
+        /* Never 0 (0 means no fruitless scan): an empty quarantine counts as one byte. */
+        quarantined = __atomic_load_n(&core.quarantine_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&core.quarantine_at_fruitless_scan, quarantined ? quarantined : 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&core.skipped_since_fruitless_scan, 0, __ATOMIC_RELAXED);
+        uint64_t skips = __atomic_load_n(&core.skips_before_retry, __ATOMIC_RELAXED);
+        __atomic_store_n(&core.skips_before_retry, skips == 0 ? 16 : skips < 65536 ? 2 * skips : skips,
+                         __ATOMIC_RELAXED);
+    }
     stats_add(&core_counters.reserve_exhausted, 1);
     return false;
 }

@@ -52,6 +52,11 @@ struct core {
     uint32_t search_hint;
     uint32_t quarantine_head;
     uint64_t quarantine_bytes;
+    /* After a scan that freed no chunk space (chunk_acquire_or_reclaim): the quarantine then
+     * (0: none), the attempts skipped since, and how many to skip before trying anyway. */
+    uint64_t quarantine_at_fruitless_scan;
+    uint64_t skipped_since_fruitless_scan;
+    uint64_t skips_before_retry;
     spin_lock lock; /* chunk bitmap, quarantine, dead-range lists */
     spin_lock threads_lock;
     struct thread_state *all_threads;

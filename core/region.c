@@ -251,6 +251,10 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
     /* Alignment beyond a chunk cannot be met by chunk-aligned spans: the heap serves it. */
     if (alignment > core_config.chunk_size)
         return NULL;
+    /* Out of chunk space (or refused by the kernel) earlier in this region: one attempt, or
+     * one scan, per region rather than per allocation; the next region tries again. */
+    if (region->out_of_chunks)
+        return NULL;
     if (size > core_config.small_max || alignment > core_config.small_max)
         return alloc_span(region, size, alignment);
     if (region->current_chunk != 0) {
@@ -261,8 +265,10 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
     }
     if (!take_spare(region)) {
         uint32_t index;
-        if (!chunk_acquire_or_reclaim(1, &index))
+        if (!chunk_acquire_or_reclaim(1, &index)) {
+            region->out_of_chunks = true;
             return NULL;
+        }
         start_in_chunk(region, index, 0, 0);
     }
     void *object = place(region, size, alignment);
@@ -270,8 +276,10 @@ void *region_alloc_slow(struct region *region, size_t size, size_t alignment)
         /* A spare tail too small for this request: move on to a fresh chunk. */
         retire_current_chunk(region);
         uint32_t index;
-        if (!chunk_acquire_or_reclaim(1, &index))
+        if (!chunk_acquire_or_reclaim(1, &index)) {
+            region->out_of_chunks = true;
             return NULL;
+        }
         start_in_chunk(region, index, 0, 0);
         object = place(region, size, alignment);
     }

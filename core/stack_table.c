@@ -43,13 +43,14 @@ uint32_t stack_table_intern(const uintptr_t *pcs, unsigned depth, int32_t marker
     uint64_t hash = hash_stack(pcs, depth);
     spin_lock_acquire(&table.lock);
     if (table.records == NULL) {
-        table.records = metadata_map(sizeof(struct stack_record) * STACK_TABLE_CAPACITY);
+        struct stack_record *records = metadata_map(sizeof(struct stack_record) * STACK_TABLE_CAPACITY);
         table.slots = metadata_map(sizeof(uint32_t) * HASH_SLOTS);
-        if (table.records == NULL || table.slots == NULL) {
-            table.records = NULL;
+        if (records == NULL || table.slots == NULL) {
             spin_lock_release(&table.lock);
             return 0;
         }
+        /* Published for stack_table_get, which reads without the lock. */
+        __atomic_store_n(&table.records, records, __ATOMIC_RELEASE);
     }
     uint32_t id = 0;
     for (uint64_t slot = hash % HASH_SLOTS;; slot = (slot + 1) % HASH_SLOTS) {
@@ -62,7 +63,9 @@ uint32_t stack_table_intern(const uintptr_t *pcs, unsigned depth, int32_t marker
             record->depth = depth;
             record->marker = marker;
             memcpy(record->pcs, pcs, depth * sizeof(uintptr_t));
-            id = ++table.count;
+            id = table.count + 1;
+            /* The record is complete before its id is visible to stack_table_get. */
+            __atomic_store_n(&table.count, id, __ATOMIC_RELEASE);
             __atomic_store_n(&table.slots[slot], id, __ATOMIC_RELEASE);
             break;
         }
@@ -79,9 +82,10 @@ uint32_t stack_table_intern(const uintptr_t *pcs, unsigned depth, int32_t marker
 
 struct stack_record *stack_table_get(uint32_t id)
 {
-    if (id == 0 || id > __atomic_load_n(&table.count, __ATOMIC_ACQUIRE) || table.records == NULL)
+    struct stack_record *records = __atomic_load_n(&table.records, __ATOMIC_ACQUIRE);
+    if (id == 0 || id > __atomic_load_n(&table.count, __ATOMIC_ACQUIRE) || records == NULL)
         return NULL;
-    return &table.records[id - 1];
+    return &records[id - 1];
 }
 
 uint32_t stack_table_count(void)

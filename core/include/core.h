@@ -164,6 +164,7 @@ struct region {
     size_t span_dirty;           /* span's start) hold pages moved in from a spare */
     int32_t marker;
     unsigned depth;
+    bool out_of_chunks;          /* no chunk could be had: the heap serves it until it ends */
     uintptr_t begin_pc;
     uint64_t begin_cycles;
     uint32_t begin_stack, end_stack; /* stack_table ids (verbose, trace_allocs) */
@@ -319,6 +320,7 @@ static inline void region_init(struct region *region, struct thread_state *threa
     region->span_dirty = 0;
     region->marker = marker;
     region->depth = 0;
+    region->out_of_chunks = false;
     region->begin_pc = begin_pc;
     region->begin_cycles = core_config.measure_time ? cycle_counter() : 0;
     region->begin_stack = 0;
@@ -548,10 +550,17 @@ struct core_counters {
     uint64_t dangling_accesses;
     uint64_t fallback_allocs;
     uint64_t reserve_exhausted;
+    uint64_t kernel_refusals;    /* chunk memory the kernel refused (vm.max_map_count, ENOMEM) */
+    uint64_t reclaims_skipped;   /* out of chunks, with nothing quarantined since the last
+                                  * fruitless scan: no scan (it could free nothing) */
     struct thread_counters retired; /* threads that exited, and explicit arenas */
 };
 
 extern struct core_counters core_counters;
+
+/* The errno of the kernel's last refusal of chunk memory (0: none): the fallback's warning
+ * names it (ENOMEM with the reservation not full: vm.max_map_count or commit limits). */
+extern int chunk_refusal_errno;
 
 /* The name of each uint64_t of struct thread_counters and struct core_counters, in order,
  * as the statistics JSON writes them. */

@@ -12,6 +12,7 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
@@ -132,6 +133,14 @@ unsigned long proc_count_mappings(void)
             lines += buffer[i] == '\n';
     close(fd);
     return lines;
+}
+
+unsigned long proc_max_map_count(void)
+{
+    char buffer[64];
+    if (!proc_read_file("/proc/sys/vm/max_map_count", buffer, sizeof buffer))
+        return 0;
+    return strtoul(buffer, NULL, 10);
 }
 
 bool swap_is_active(void)

@@ -38,5 +38,7 @@ bool proc_read_file(const char *path, char *buffer, size_t len);
 /* The process's kernel mappings (lines of /proc/self/maps, what vm.max_map_count limits);
  * 0 when the file cannot be read. */
 unsigned long proc_count_mappings(void);
+/* vm.max_map_count (0 when it cannot be read). */
+unsigned long proc_max_map_count(void);
 
 #endif

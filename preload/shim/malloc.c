@@ -20,6 +20,7 @@
 #include "dangling.h"
 #include "discover.h"
 #include "log.h"
+#include "proc.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -163,9 +164,16 @@ void *shim_fallback_alloc(size_t size, size_t alignment)
 {
     static int warned;
     stats_add(&core_counters.fallback_allocs, 1);
-    if (core_counters.reserve_exhausted && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-        log_warn("the chunk reservation is exhausted; region allocations fall back to the heap "
-                 "(raise ARENASHIM_OPTIONS=reserve=...)");
+    if (core_counters.reserve_exhausted && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
+        int refused = __atomic_load_n(&chunk_refusal_errno, __ATOMIC_RELAXED);
+        if (refused != 0)
+            log_warn("the kernel refused chunk memory (mprotect: %s, with %lu mappings of at most "
+                     "vm.max_map_count %lu); region allocations fall back to the heap",
+                     strerror(refused), proc_count_mappings(), proc_max_map_count());
+        else
+            log_warn("the chunk reservation is exhausted; region allocations fall back to the heap "
+                     "(raise ARENASHIM_OPTIONS=reserve=...)");
+    }
     return heap_alloc_aligned(size, alignment);
 }
 

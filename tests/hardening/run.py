@@ -20,6 +20,8 @@ Runs real programs under the preload, as users do:
 - odd processes around a marked function: vfork, posix_spawn, the clone system call with and
   without CLONE_VM, exec and exit from inside a region, a handler on an alternate signal
   stack, a program's own SIGSEGV handler that longjmps out of a marked frame;
+- a program that used up its kernel mappings (vm.max_map_count): region allocations fall back
+  to the heap with one warning naming the limit, one attempt per region;
 - a program that uses the scan's stop signal (SIGRTMAX-2) itself, or blocks every signal in
   its worker threads: its signals reach it as without arenashim, and scans still work;
 - a program that makes 1000 and 4000 short-lived threads calling a marked function: the
@@ -390,6 +392,26 @@ def sharing_the_stop_signal(ctx):
         except Failure as e:
             failures.append("%s: %s" % (mode, e))
     expect(not failures, "\n".join(failures))
+
+
+@case
+def out_of_kernel_mappings(ctx):
+    """A program that used up vm.max_map_count: its marked calls get no chunk (the kernel
+    refuses), they are served by the heap, the output is the plain run's, one warning names
+    the mapping limit (it once said to raise reserve=), and each region asks the kernel once,
+    not each allocation (20 per region here)."""
+    argv = [ctx.program("map_limit"), "0"]
+    plain = ctx.run(argv, preload=False)
+    run = ctx.run(argv, regions="work")
+    expect_same_as_plain(plain, run, "out of mappings")
+    warnings = [l for l in run.err.splitlines() if "arenashim: warning" in l]
+    expect(len(warnings) == 1 and "vm.max_map_count" in warnings[0] and "refused" in warnings[0],
+           "warnings: %r" % warnings)
+    stats = run.stats
+    expect(stats["regions_begun"] == 5000, "regions begun %d" % stats["regions_begun"])
+    expect(0 < stats["kernel_refusals"] <= stats["regions_begun"],
+           "%d refusals for %d regions" % (stats["kernel_refusals"], stats["regions_begun"]))
+    expect(stats["fallback_allocs"] >= 20 * 4000, "fallback allocations %d" % stats["fallback_allocs"])
 
 
 def main():
