@@ -1276,7 +1276,7 @@ def launcher_saw_exit(name, run, case_dir, status):
     elif name == "strace":
         expect((case_dir / "strace.log").exists(), "strace wrote no log")
         log = (case_dir / "strace.log").read_text(errors="replace")
-        expect(re.search(r"^\d+ \+\+\+ exited with %d \+\+\+$" % status, log, re.M),
+        expect(re.search(r"^\d+\s+\+\+\+ exited with %d \+\+\+$" % status, log, re.M),  # "PID  +++" (padded)
                "strace did not see the program exit with %d" % status)
         expect(run.rc == status, "strace exited %s, expected the program's %d" % (describe_status(run.rc), status))
     elif name == "gdb":
