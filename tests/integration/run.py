@@ -1316,14 +1316,13 @@ def launched_names_nothing_check(name):
 
 # The launcher script itself, scripts/arenashim (README, Usage: The launcher).  It builds
 # build/preload/libarenashim.so of its own checkout before running anything; so that a test
-# run never builds a build folder of the checkout, each case runs a copy of the script (and of
-# scripts/lib/setup.sh) in {tmp}/root, whose build/ holds the library under test and an empty
-# build.ninja (ninja has nothing to do).
+# run never builds a build folder of the checkout, each case runs a copy of scripts/ in
+# {tmp}/root, whose build/ holds the library under test and an empty build.ninja (ninja has
+# nothing to do).
 def launcher_root_setup(ctx, case_dir):
     root = case_dir / "root"
-    (root / "scripts" / "lib").mkdir(parents=True)
-    shutil.copy(ROOT / "scripts" / "arenashim", root / "scripts" / "arenashim")
-    shutil.copy(ROOT / "scripts" / "lib" / "setup.sh", root / "scripts" / "lib" / "setup.sh")
+    shutil.copytree(ROOT / "scripts", root / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "meson.build", root / "meson.build")  # where the script reads its version
     build = root / "build"
     (build / "preload").mkdir(parents=True)
     (build / "meson-private").mkdir()
