@@ -28,6 +28,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -349,4 +350,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Output piped into head: end quietly, as a command-line tool does.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(sys.argv[1:]))

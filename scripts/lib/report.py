@@ -17,6 +17,7 @@ output's encoding cannot hold (a lone surrogate from a \\uD800 escape) as backsl
 
 import json
 import math
+import signal
 import sys
 
 # The counters of the top-level object that the summary prints.
@@ -227,4 +228,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Output piped into head: end quietly, as a command-line tool does.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(sys.argv))

@@ -28,6 +28,8 @@ libcapstone-dev libelf-dev sqlite3 python3 strace libxml2-utils libmimalloc-dev
 libgoogle-perftools-dev
 gawk mawk m4 cpio bc dc jq bzip2 xz-utils zstd zip unzip git make file diffutils findutils patch
 perl tar gzip xxd bsdextrautils openssl"
+# scdoc builds the man pages; debhelper builds the Debian package (scripts/package).
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES scdoc debhelper"
 # gdb: tests/integration starts programs under it (a launcher, like strace).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
 # clang and libFuzzer's runtime (clang-14's, Debian 12): tests/fuzz builds its harnesses with them.
