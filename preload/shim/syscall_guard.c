@@ -9,6 +9,10 @@
  * buffer is not region memory), and only for region memory a look at the pages, so a dangling
  * buffer is reported and handled like any dangling access before the call.
  */
+/* This file defines pread and pread64 (and their like) side by side: the headers must not
+ * redirect one name to the other, as they do under _FILE_OFFSET_BITS=64 (Debian's package
+ * build flags).  On x86-64 off_t is 64 bits either way. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <stdio.h>
 #include <sys/socket.h>
