@@ -9,12 +9,6 @@
  * buffer is not region memory), and only for region memory a look at the pages, so a dangling
  * buffer is reported and handled like any dangling access before the call.
  */
-/* This file defines read, pread, pread64 and their like: the headers must not turn those
- * names into something else, as they do under _FILE_OFFSET_BITS=64 (pread becomes pread64)
- * and _FORTIFY_SOURCE (inline checking wrappers), both in Debian's package build flags.  On
- * x86-64 off_t is 64 bits either way. */
-#undef _FILE_OFFSET_BITS
-#undef _FORTIFY_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <sys/socket.h>
