@@ -41,6 +41,15 @@ bool hook_patch(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t 
  * false with the reason it would be refused. */
 bool hook_patch_check(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
                       char *why, size_t why_len);
+/* For tests (tests/unit/preload/test_relocate_libraries.c): what hook_patch would build for
+ * the function, without patching anything.  Runs hook_patch's checks (whole module), then
+ * writes the displaced instructions relocated, and the jump back after them, to buffer as if
+ * it were the resuming part of a trampoline at buffer_address (at most buffer_len bytes, and
+ * no more than a trampoline holds).  Gives the bytes displaced (after any endbr64) and the
+ * bytes written; false with the reason hook_patch would refuse. */
+bool hook_relocate_into(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                        uint8_t *buffer, size_t buffer_len, uintptr_t buffer_address,
+                        size_t *displaced_bytes, size_t *written, char *why, size_t why_len);
 /* Patches a function whose whole body is a return (after an optional endbr64) to enter hook
  * index before returning.  The patch covers alignment padding after it: the padding must
  * decode as no-ops and end no later than limit, where the next function starts. */

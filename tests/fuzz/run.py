@@ -57,8 +57,8 @@ The cases:
                          fuzz_report.py's check on the .json); once fixed, copy it into
                          tests/fuzz/<target>/regressions/.
 
-The whole short run takes about 40 s on two cores (the first run compiles for a few seconds
-more).
+The whole short run takes about 30 s (27 s measured on a two-core machine shared with other
+work; the first run compiles the harnesses for a few seconds more).
 
 A long campaign: `python3 tests/fuzz/run.py --build build --long 3600` runs each target for an
 hour (libFuzzer with -use_value_profile=1; the report fuzzer for as long, with no case limit),

@@ -5,13 +5,15 @@
  *
  *   1. Decode (capstone) from F's entry, after an endbr64 which stays in place, until at
  *      least 5 bytes are covered: these are displaced by "jmp rel32" to the trampoline.
- *      Refused: a ret, int3 or the end of F inside them (too short); loop/jrcxz (rel8 only).
+ *      Refused: a ret, int3 or the end of F inside them, a jmp or call before their 5th byte
+ *      (too short); loop/jrcxz (rel8 only).
  *   2. Refuse if any direct branch in F's module targets the inside of the displaced bytes
  *      (a loop back to F's second instruction, code shared with another function); the
  *      module's text is decoded once and its branch targets kept sorted.
  *   3. Build the trampoline within ±2 GiB of F: "push index; jmp arenashim_hook_entry",
  *      then the displaced instructions relocated (RIP-relative displacements rewritten;
- *      relative jmp/jcc/call turned into absolute ones), then "jmp F+displaced".
+ *      relative jmp/jcc/call turned into absolute ones; a call, direct or indirect, pushes
+ *      F's own next address), then "jmp F+displaced".
  *   4. Patch F while other threads may run it: int3 on the first byte, then the rest, then
  *      the jmp opcode, serialising the other cores between steps; a thread that hits the
  *      int3 meanwhile is sent to the trampoline by the SIGTRAP handler.
@@ -403,6 +405,21 @@ static unsigned displacement_offset(const cs_insn *insn, int32_t disp)
     return 0;
 }
 
+/* What a displaced call pushes: the function's own next address, so the callee returns into
+ * the function, where unwinders and backtraces find its frame description (not into the
+ * trampoline, which has none).  20 bytes. */
+static uint8_t *emit_push_return_address(uint8_t *out, uintptr_t next)
+{
+    uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
+    static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
+    memcpy(out, lea_rsp, 5);
+    out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
+    memcpy(out + 8, &low, 4);
+    out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
+    memcpy(out + 16, &high, 4);
+    return out + 20;
+}
+
 /* A relative jmp, call or jcc, re-aimed from its new address: absolute jumps reach
  * anywhere.  NULL (with a reason) for the forms that have no long encoding. */
 static uint8_t *relocate_branch(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
@@ -412,19 +429,10 @@ static uint8_t *relocate_branch(const cs_insn *insn, uint8_t *out, char *why, si
     switch (insn->id) {
     case X86_INS_JMP:
         return emit_absolute_jump(out, target);
-    case X86_INS_CALL: {
-        /* A call is 5 bytes, so it is always the last displaced instruction: push the
-         * original return address and jump, so the callee returns into the function's
-         * own code, where unwinders and backtraces find its frame description. */
-        uint32_t low = (uint32_t)next, high = (uint32_t)(next >> 32);
-        static const uint8_t lea_rsp[5] = { 0x48, 0x8d, 0x64, 0x24, 0xf8 }; /* lea -8(%rsp),%rsp */
-        memcpy(out, lea_rsp, 5);
-        out[5] = 0xc7; out[6] = 0x04; out[7] = 0x24;                    /* movl $low,(%rsp) */
-        memcpy(out + 8, &low, 4);
-        out[12] = 0xc7; out[13] = 0x44; out[14] = 0x24; out[15] = 0x04; /* movl $high,4(%rsp) */
-        memcpy(out + 16, &high, 4);
-        return emit_absolute_jump(out + 20, target);
-    }
+    case X86_INS_CALL:
+        /* A call is the last displaced instruction (can_displace): push the original return
+         * address and jump. */
+        return emit_absolute_jump(emit_push_return_address(out, next), target);
     case X86_INS_JRCXZ: case X86_INS_JECXZ: case X86_INS_LOOP: case X86_INS_LOOPE:
     case X86_INS_LOOPNE:
         refuse(why, why_len, "'%s' in the first bytes has no long form to relocate", insn->mnemonic);
@@ -450,9 +458,11 @@ static uint8_t *relocate_branch(const cs_insn *insn, uint8_t *out, char *why, si
     }
 }
 
-/* Any other instruction, copied, with the displacement of a RIP-relative operand rewritten
- * for its new address; NULL when the target is out of 32-bit reach from there. */
-static uint8_t *relocate_copy(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+/* Any other instruction, copied to out (where it will run at address), with the displacement
+ * of a RIP-relative operand rewritten for its new address; NULL when the target is out of
+ * 32-bit reach from there. */
+static uint8_t *relocate_copy(const cs_insn *insn, uint8_t *out, uintptr_t address, char *why,
+                              size_t why_len)
 {
     const cs_x86 *x86 = &insn->detail->x86;
     uintptr_t next = insn->address + insn->size;
@@ -467,7 +477,7 @@ static uint8_t *relocate_copy(const cs_insn *insn, uint8_t *out, char *why, size
             return NULL;
         }
         uintptr_t target = next + (intptr_t)op->mem.disp;
-        intptr_t displacement = (intptr_t)target - (intptr_t)((uintptr_t)out + insn->size);
+        intptr_t displacement = (intptr_t)target - (intptr_t)(address + insn->size);
         if (displacement != (int32_t)displacement) {
             refuse(why, why_len, "RIP-relative target of '%s %s' is out of reach of the trampoline",
                    insn->mnemonic, insn->op_str);
@@ -479,11 +489,59 @@ static uint8_t *relocate_copy(const cs_insn *insn, uint8_t *out, char *why, size
     return out + insn->size;
 }
 
-/* Copies one displaced instruction to out (at its new address), or refuses. */
-static uint8_t *relocate(const cs_insn *insn, uint8_t *out, char *why, size_t why_len)
+/* An indirect call (ff /2, through a register or memory), the last displaced instruction:
+ * like a direct one, it pushes the function's own next address, then jumps (ff /4) through the
+ * same operand, which a copy would read 8 bytes further when it is on the stack. */
+static uint8_t *relocate_indirect_call(const cs_insn *insn, uint8_t *out, uintptr_t address, char *why,
+                                       size_t why_len)
 {
-    return is_relative_branch(insn) ? relocate_branch(insn, out, why, why_len)
-                                    : relocate_copy(insn, out, why, why_len);
+    const cs_x86_op *op = &insn->detail->x86.operands[0];
+    const uint8_t *b = insn->bytes;
+    unsigned k = 0;
+    while (k < insn->size && (b[k] == 0x66 || b[k] == 0x67 || b[k] == 0xf2 || b[k] == 0xf3 || b[k] == 0x2e ||
+                              b[k] == 0x3e || b[k] == 0x26 || b[k] == 0x36 || b[k] == 0x64 || b[k] == 0x65))
+        k++;
+    if (k < insn->size && (b[k] & 0xf0) == 0x40) /* REX */
+        k++;
+    if (k + 1 >= insn->size || b[k] != 0xff || ((b[k + 1] >> 3) & 7) != 2 || insn->detail->x86.op_count != 1 ||
+        (op->type == X86_OP_REG && op->reg == X86_REG_RSP)) {
+        refuse(why, why_len, "cannot relocate branch '%s %s'", insn->mnemonic, insn->op_str);
+        return NULL;
+    }
+    cs_insn jump = *insn;
+    uint8_t *modrm = &jump.bytes[k + 1];
+    *modrm = (uint8_t)((*modrm & ~0x38) | (4 << 3));
+    if (op->type == X86_OP_MEM && op->mem.base == X86_REG_RSP) {
+        /* ModRM, SIB (a stack pointer base needs one), then the displacement, if any. */
+        unsigned mod = *modrm >> 6, at = k + 3;
+        int32_t disp32;
+        if (mod == 0 && jump.size < sizeof jump.bytes) { /* (%rsp,...) -> 8(%rsp,...) */
+            *modrm |= 0x40;
+            memmove(&jump.bytes[at + 1], &jump.bytes[at], jump.size - at);
+            jump.bytes[at] = 8;
+            jump.size++;
+        } else if (mod == 1 && (int8_t)b[at] <= INT8_MAX - 8) {
+            jump.bytes[at] = (uint8_t)((int8_t)b[at] + 8);
+        } else if (mod == 2 && (memcpy(&disp32, b + at, 4), disp32 <= INT32_MAX - 8)) {
+            disp32 += 8;
+            memcpy(&jump.bytes[at], &disp32, 4);
+        } else {
+            refuse(why, why_len, "cannot relocate branch '%s %s'", insn->mnemonic, insn->op_str);
+            return NULL;
+        }
+    }
+    out = emit_push_return_address(out, insn->address + insn->size);
+    return relocate_copy(&jump, out, address + 20, why, why_len);
+}
+
+/* Copies one displaced instruction to out, where it will run at address, or refuses. */
+static uint8_t *relocate(const cs_insn *insn, uint8_t *out, uintptr_t address, char *why, size_t why_len)
+{
+    if (is_relative_branch(insn))
+        return relocate_branch(insn, out, why, why_len);
+    if (insn->id == X86_INS_CALL)
+        return relocate_indirect_call(insn, out, address, why, why_len);
+    return relocate_copy(insn, out, address, why, why_len);
 }
 
 static bool write_code(uintptr_t site, const uint8_t *bytes, size_t len, uintptr_t entry)
@@ -571,6 +629,10 @@ static bool can_displace(const cs_insn *insn, enum displace_rule rule, unsigned 
     /* An unconditional jmp ends the straight-line code: nothing after it is displaced. */
     if (insn->id == X86_INS_JMP && covered_after < PATCH_BYTES)
         return refuse(why, why_len, "too short: it jumps away within its first %d bytes", PATCH_BYTES);
+    /* A call must be the last displaced instruction: the callee returns into the function,
+     * after the displaced bytes (a direct call is 5 bytes long, an indirect one may be 2). */
+    if (insn->id == X86_INS_CALL && covered_after < PATCH_BYTES)
+        return refuse(why, why_len, "too short: it calls within its first %d bytes", PATCH_BYTES);
     return true;
 }
 
@@ -605,6 +667,36 @@ static bool decode_displaced(uintptr_t site, uintptr_t limit, enum displace_rule
 /* A trampoline starts with push $index (5 bytes) and an absolute jump (14): the displaced
  * instructions, where hooked calls resume, follow. */
 #define TRAMPOLINE_RESUME_OFFSET 19
+/* The longest relocated instruction: an indirect call (lea, two movl, then a jump of up to 16
+ * bytes). */
+#define RELOCATED_INSN_MAX 36
+
+/* The resuming code of a trampoline: the displaced instructions of site relocated, then the
+ * jump back to the function after them, written to out (room bytes) to run at address.
+ * Returns the bytes written, 0 with a reason. */
+static size_t relocate_displaced(uintptr_t site, const struct displaced *displaced, uint8_t *out,
+                                 size_t room, uintptr_t address, char *why, size_t why_len)
+{
+    size_t used = 0;
+    for (unsigned i = 0; i <= displaced->count; i++) {
+        uint8_t code[RELOCATED_INSN_MAX], *end;
+        if (i < displaced->count)
+            end = relocate(&displaced->insns[i], code, address + used, why, why_len);
+        else
+            end = emit_absolute_jump(code, site + displaced->covered);
+        if (end == NULL)
+            return 0;
+        size_t len = (size_t)(end - code);
+        if (used + len > room) {
+            refuse(why, why_len, "internal error: its relocated first instructions do not fit a "
+                   "trampoline");
+            return 0;
+        }
+        memcpy(out + used, code, len);
+        used += len;
+    }
+    return used;
+}
 
 /* Builds the trampoline of hook index, patched at site with the displaced instructions;
  * stores where they resume to *resume_slot; writes the jump.  A hook index that had a
@@ -635,13 +727,10 @@ static bool install_trampoline(uintptr_t site, const struct displaced *displaced
     uint8_t *resume = out;
     if (resume != trampoline + TRAMPOLINE_RESUME_OFFSET)
         return refuse(why, why_len, "internal error: trampoline layout");
-    for (unsigned i = 0; i < displaced->count; i++) {
-        out = relocate(&displaced->insns[i], out, why, why_len);
-        if (out == NULL)
-            return false;
-    }
+    if (relocate_displaced(site, displaced, resume, TRAMPOLINE_BYTES - TRAMPOLINE_RESUME_OFFSET,
+                           (uintptr_t)resume, why, why_len) == 0)
+        return false;
     size_t covered = displaced->covered;
-    emit_absolute_jump(out, site + covered);
 
     uint8_t patch[PATCH_BYTES + 15]; /* the last displaced instruction may be 15 bytes long */
     intptr_t rel = (intptr_t)trampoline - (intptr_t)(site + PATCH_BYTES);
@@ -715,4 +804,22 @@ bool hook_patch_check(uintptr_t start, uintptr_t end, uintptr_t text_start, uint
 {
     struct displaced displaced;
     return check_function_entry(start, end, text_start, text_end, true, &displaced, why, why_len) != 0;
+}
+
+bool hook_relocate_into(uintptr_t start, uintptr_t end, uintptr_t text_start, uintptr_t text_end,
+                        uint8_t *buffer, size_t buffer_len, uintptr_t buffer_address,
+                        size_t *displaced_bytes, size_t *written, char *why, size_t why_len)
+{
+    struct displaced displaced;
+    uintptr_t site = check_function_entry(start, end, text_start, text_end, true, &displaced, why, why_len);
+    if (site == 0)
+        return false;
+    size_t room = TRAMPOLINE_BYTES - TRAMPOLINE_RESUME_OFFSET;
+    size_t len = relocate_displaced(site, &displaced, buffer, buffer_len < room ? buffer_len : room,
+                                    buffer_address, why, why_len);
+    if (len == 0)
+        return false;
+    *displaced_bytes = displaced.covered;
+    *written = len;
+    return true;
 }

@@ -4,7 +4,7 @@
  *
  * Each fixture is a function written in assembly so its first bytes are known: an endbr64,
  * a RIP-relative load, a short conditional jump, a call, a jump back into the displaced
- * bytes, a lone ret.  The test patches it, calls it, and checks that it returns what it
+ * bytes, a lone ret, indirect calls.  The test patches it, calls it, and checks that it returns what it
  * returned unpatched and that the hook's entry ran once per call; the shapes that cannot be
  * relocated must be refused with their reason.  The hooks' C side (hook_enter_fast & co.) is
  * the test's own: the entry counts the call and resumes the displaced instructions.
@@ -37,6 +37,21 @@ FIXTURE(fixture_loop_into_head, "xor %eax, %eax\n2: add $1, %eax\n cmp %edi, %ea
 /* An empty function followed by alignment padding (as glibc's _dl_debug_state). */
 FIXTURE(fixture_empty, "ret\n .byte 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0\n nopl 0(%rax)\n");
 FIXTURE(fixture_empty_end, "ret\n");
+/* Indirect calls, displaced last: the callee must return into the function, as from a direct
+ * call (where unwinders find the function's frame description), not into the trampoline.
+ * fixture_return_address returns the address it returns to. */
+FIXTURE(fixture_return_address, "mov (%rsp), %rax\n ret\n");
+/* call through RIP-relative memory (6 bytes). */
+FIXTURE(fixture_call_rip_memory, "call *fixture_callee_pointer(%rip)\n ret\n");
+/* mov (3 bytes), then call through a register (2). */
+FIXTURE(fixture_call_register, "mov %rdi, %rax\n call *%rax\n ret\n");
+/* call through the stack (4 bytes): read 8 bytes further once the return address is pushed. */
+FIXTURE(fixture_call_stack, "push %rdi\n push %rdi\n call *8(%rsp)\n pop %rcx\n pop %rcx\n ret\n");
+/* call through the top of the stack, no displacement (3 bytes): one is added. */
+FIXTURE(fixture_call_stack_top, "push %rdi\n mov %rdi, %rax\n call *(%rsp)\n pop %rcx\n ret\n");
+/* A call within the first 5 bytes, not the last displaced instruction: refused. */
+FIXTURE(fixture_call_early, "call *%rdi\n nop\n nop\n nop\n ret\n");
+FIXTURE(fixture_calls_end, "ret\n");
 
 long fixture_endbr(void);
 long fixture_rip_relative(void);
@@ -48,6 +63,15 @@ long fixture_jrcxz(void);
 long fixture_loop_into_head(int n);
 void fixture_empty(void);
 void fixture_empty_end(void);
+uintptr_t fixture_return_address(void);
+typedef uintptr_t (*callee_function)(void);
+uintptr_t fixture_call_rip_memory(void);
+uintptr_t fixture_call_register(callee_function callee);
+uintptr_t fixture_call_stack(callee_function callee);
+uintptr_t fixture_call_stack_top(callee_function callee);
+uintptr_t fixture_call_early(callee_function callee);
+void fixture_calls_end(void);
+callee_function fixture_callee_pointer = fixture_return_address;
 
 /* --- the hooks' C side, as hook/ would provide it ----------------------------------------- */
 
@@ -170,6 +194,38 @@ static void test_empty_function_patched_over_its_padding(void)
     CHECK_STR_CONTAINS(why, "not an empty function");
 }
 
+static void test_indirect_calls_return_into_the_function(void)
+{
+    setup();
+    uintptr_t f = (uintptr_t)fixture_call_rip_memory;
+    CHECK_EQ(fixture_call_rip_memory(), f + 6);
+    REQUIRE(patch(10, (void *)fixture_call_rip_memory, (void *)fixture_call_register));
+    CHECK_EQ(fixture_call_rip_memory(), f + 6);
+    CHECK_EQ(entries[10], 1);
+
+    f = (uintptr_t)fixture_call_register;
+    CHECK_EQ(fixture_call_register(fixture_return_address), f + 5);
+    REQUIRE(patch(11, (void *)fixture_call_register, (void *)fixture_call_stack));
+    CHECK_EQ(fixture_call_register(fixture_return_address), f + 5);
+    CHECK_EQ(entries[11], 1);
+
+    f = (uintptr_t)fixture_call_stack;
+    CHECK_EQ(fixture_call_stack(fixture_return_address), f + 6);
+    REQUIRE(patch(12, (void *)fixture_call_stack, (void *)fixture_call_stack_top));
+    CHECK_EQ(fixture_call_stack(fixture_return_address), f + 6);
+    CHECK_EQ(entries[12], 1);
+
+    f = (uintptr_t)fixture_call_stack_top;
+    CHECK_EQ(fixture_call_stack_top(fixture_return_address), f + 7);
+    REQUIRE(patch(13, (void *)fixture_call_stack_top, (void *)fixture_call_early));
+    CHECK_EQ(fixture_call_stack_top(fixture_return_address), f + 7);
+    CHECK_EQ(entries[13], 1);
+
+    CHECK(!patch(14, (void *)fixture_call_early, (void *)fixture_calls_end));
+    CHECK_STR_CONTAINS(why, "too short: it calls within");
+    CHECK_EQ(fixture_call_early(fixture_return_address), (uintptr_t)fixture_call_early + 2);
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(endbr_stays_and_mov_moves),
     TEST_CASE(rip_relative_load_is_rewritten),
@@ -177,6 +233,7 @@ static const struct test_case cases[] = {
     TEST_CASE(call_first_returns_into_the_function),
     TEST_CASE(refusals_name_the_reason),
     TEST_CASE(empty_function_patched_over_its_padding),
+    TEST_CASE(indirect_calls_return_into_the_function),
 };
 
 int main(int argc, char **argv)
