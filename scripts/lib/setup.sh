@@ -32,6 +32,8 @@ perl tar gzip xxd bsdextrautils openssl"
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES scdoc debhelper"
 # gdb: tests/integration starts programs under it (a launcher, like strace).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
+# tests/unit relocate_libraries decodes every function of these (libc and libstdc++ are always there).
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES libsqlite3-0 libpython3.11"
 # clang and libFuzzer's runtime (clang-14's, Debian 12): tests/fuzz builds its harnesses with them.
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES clang libclang-rt-14-dev"
 
