@@ -34,6 +34,9 @@ ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES scdoc debhelper"
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
 # tests/unit relocate_libraries decodes every function of these (libc and libstdc++ are always there).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES libsqlite3-0 libpython3.11"
+# chromium renders the HTML report in tests/reports; Python's own regression tests run with
+# markers in tests/peer.
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES chromium libpython3.11-testsuite"
 # clang and libFuzzer's runtime (clang-14's, Debian 12): tests/fuzz builds its harnesses with them.
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES clang libclang-rt-14-dev"
 
