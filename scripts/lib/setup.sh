@@ -30,6 +30,8 @@ gawk mawk m4 cpio bc dc jq bzip2 xz-utils zstd zip unzip git make file diffutils
 perl tar gzip xxd bsdextrautils openssl"
 # scdoc builds the man pages; debhelper builds the Debian package (scripts/package).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES scdoc debhelper"
+# man-db renders the installed man pages in tests/install.
+ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES man-db"
 # gdb: tests/integration starts programs under it (a launcher, like strace).
 ARENASHIM_PACKAGES="$ARENASHIM_PACKAGES gdb"
 # tests/unit relocate_libraries decodes every function of these (libc and libstdc++ are always there).
