@@ -509,69 +509,6 @@ def log_mode_check(run, case_dir):
     expect(mode & 0o133 == 0, "the log was created with mode %o (more than 0644)" % mode)
 
 
-# --- large heaps outside regions (issue 9) ----------------------------------------------------
-
-DEBIAN_JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-
-
-def find_jemalloc():
-    """libjemalloc.so.2 for LD_PRELOAD: from ldconfig's cache, else Debian's path."""
-    try:
-        out = subprocess.run(["ldconfig", "-p"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True).stdout
-    except OSError:
-        out = ""
-    for line in out.splitlines():
-        m = re.match(r"\s*libjemalloc\.so\.2 \(([^)]*)\) => (\S+)", line)
-        if m and "x86-64" in m.group(1) and os.path.exists(m.group(2)):
-            return m.group(2)
-    return DEBIAN_JEMALLOC if os.path.exists(DEBIAN_JEMALLOC) else None
-
-
-def heap_build_ratio(heap, block, factor=8, slack=2.0):
-    """build/bench/heap_scale HEAP BLOCK --churn 0 under jemalloc alone, then at once under
-    the preload with no marker: the preload's build phase must take at most factor x
-    jemalloc's + slack seconds (generous: a loaded 2-core machine is noisy; this is a ratio
-    measured back to back, not a wall-clock limit).
-
-    Guards against issue 9, item 1: preload/heap_ranges.c kept every jemalloc extent in a
-    fixed-size hash table that rehashed on every insert once three quarters full, so filling a
-    heap with many blocks took 15-20 s for 512 MiB (0.3 s under jemalloc) and about 95 s for
-    1 GiB.  The preload run's timeout is the bound plus 20 s (at most 60 s): a run that slow
-    fails the ratio anyway, and the slow code fails here in well under a minute."""
-    def run_case(ctx, case_dir, state):
-        prog = ctx.build.build_dir / "bench" / "heap_scale"
-        expect(prog.exists(), "%s does not exist (ninja -C %s builds it)" % (prog, ctx.build.build_dir))
-        jemalloc = find_jemalloc()
-        expect(jemalloc, "libjemalloc.so.2 not found (apt-get install -y libjemalloc2)")
-        argv = [str(prog), heap, str(block), "--churn", "0"]
-        what = "building %s of %d-byte blocks" % (heap, block)
-
-        def build_seconds(preload, who, timeout, bound_text):
-            env = base_env()
-            env["LD_PRELOAD"] = preload
-            timeout *= ctx.timeout_scale
-            try:
-                run = state["run"] = run_process(argv, env, timeout, cwd=str(case_dir))
-            except TimedOut as e:
-                state["run"] = e.run
-                raise Failure("%s under %s took over %.0f s (killed)%s" % (what, who, timeout, bound_text))
-            expect(run.rc == 0, "heap_scale under %s exited %s: %s" % (who, describe_status(run.rc),
-                                                                       run.first_err_line()))
-            m = re.search(r"^phase=build seconds=([0-9.]+)", run.out, re.M)
-            expect(m, "heap_scale under %s printed no build phase" % who)
-            return float(m.group(1))
-
-        jemalloc_s = build_seconds(jemalloc, "jemalloc alone", 60, "")
-        bound = factor * jemalloc_s + slack
-        bound_text = "; the bound is %dx jemalloc alone (%.2f s) + %g s = %.1f s" % (factor, jemalloc_s, slack, bound)
-        arenashim_s = build_seconds(str(ctx.build.lib.resolve()), "arenashim (no marker)", min(60, bound + 20),
-                                    bound_text)
-        expect(arenashim_s <= bound, "%s took %.2f s under arenashim (no marker), %.1fx jemalloc alone%s" % (
-            what, arenashim_s, arenashim_s / max(jemalloc_s, 1e-3), bound_text))
-    return run_case
-
-
 # --- generated inputs ----------------------------------------------------------------------------
 
 def make_sort_input(path):
@@ -1117,7 +1054,6 @@ def cases():
                   stderr_first=r"arenashim: error: ARENASHIM_OPTIONS: reserve: .*ulimit -v.*"))
 
     # 12. Large heaps outside regions: the preload's extent bookkeeping keeps up with jemalloc.
-    c.append(FuncCase("large-heap/1g-4k-build-ratio", heap_build_ratio("1G", 4096)))
     c.extend(issue14_cases(B))
     return c
 
