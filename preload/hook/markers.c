@@ -592,6 +592,16 @@ void markers_fork_child(void)
     spin_lock_reset(&markers_lock);
 }
 
+/* Why a marker that was neither hooked nor refused never resolved, for the exit note. */
+static const char *unresolved_reason(const struct marker_spec *spec)
+{
+    if (!link_map_hooked)
+        return "libraries loaded after start-up were not watched";
+    if (spec->form == SPEC_FUNCTION)
+        return "no module loaded in this process defines that function";
+    return "its module was never loaded";
+}
+
 void markers_report_unresolved(void)
 {
     if (core_config.heap_only || (!root_process && core_config.options.verbose == 0))
@@ -604,8 +614,6 @@ void markers_report_unresolved(void)
         if (m->refused)
             log_note("marker '%s' was refused: %s", m->spec, m->reason);
         else if (!m->resolved)
-            log_note("marker '%s' never resolved: %s", m->spec,
-                     link_map_hooked ? "its module was never loaded"
-                                     : "libraries loaded after start-up were not watched");
+            log_note("marker '%s' never resolved: %s", m->spec, unresolved_reason(&specs[i]));
     }
 }

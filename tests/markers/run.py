@@ -255,8 +255,10 @@ class Case:
 
     def __init__(self, name, program, args=(), regions=(), options=None, rc=0, same_as_plain=False,
                  report=None, error=None, check=None, stdin=None, timeout=30, per_process_stats=False,
-                 stderr_has=(), stderr_lacks=(), needs=(), report_access="READ", requires_cpu=None):
+                 stderr_has=(), stderr_lacks=(), needs=(), report_access="READ", requires_cpu=None,
+                 extra_env=None):
         self.name = name
+        self.extra_env = dict(extra_env or {})
         self.requires_cpu = requires_cpu
         self.report_access = report_access
         self.program = program
@@ -318,6 +320,7 @@ class Case:
         if self.options:
             options = self.options + "," + options
         env["ARENASHIM_OPTIONS"] = options
+        env.update(self.extra_env)
         stdin = self.stdin.encode() if isinstance(self.stdin, str) else self.stdin
         run = run_process(argv, env, self.timeout, stdin, str(case_dir))
         # Statistics.
@@ -656,8 +659,22 @@ def other_cases():
         m = marker_of(run.stats, "libneverloaded.so:some_function")
         expect(m["resolved"] is False, "resolved is %r" % m["resolved"])
         lines = [l for l in run.err.splitlines() if "libneverloaded.so:some_function" in l]
-        expect(any("never resolved" in l for l in lines),
+        expect(any("never resolved: its module was never loaded" in l for l in lines),
                "stderr does not list the marker as never resolved: %r" % run.err[-300:])
+
+    def defined_nowhere(case, run):
+        m = marker_of(run.stats, "no_such_function_anywhere")
+        expect(m["resolved"] is False and m["refused"] is False, "marker %r" % m)
+        lines = [l for l in run.err.splitlines() if "no_such_function_anywhere" in l]
+        # An unqualified marker names no module: the note must not blame one.
+        expect(any("never resolved: no module loaded in this process defines that function" in l for l in lines),
+               "stderr does not say why the marker never resolved: %r" % run.err[-300:])
+    # A process that is not the program's root (a child that exec'd another program: the root's
+    # pid is in ARENASHIM_ROOT_PID) keeps a marker it lacks unresolved, and verbose lists it at exit.
+    add("unresolved/function-defined-nowhere", "mt-o2", ["alloc", "static", 3, 2],
+        ["no_such_function_anywhere", "static_work"], same_as_plain=True, options="verbose=1",
+        extra_env={"ARENASHIM_ROOT_PID": "1"},
+        check=all_of(defined_nowhere, expect_stats(begun=3, allocs=6, markers={"static_work": 3})))
     add("unresolved/module-never-loaded", "mt-o2", ["alloc", "static", 3, 2],
         ["libneverloaded.so:some_function"], same_as_plain=True, check=never_loaded)
     add("unresolved/never-loaded-with-working-marker", "mt-o2", ["alloc", "static", 3, 2],
