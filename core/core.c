@@ -142,6 +142,11 @@ void core_set_reclaim(bool (*reclaim)(void))
     core.reclaim = reclaim;
 }
 
+void core_set_observer(const struct core_observer *observer)
+{
+    __atomic_store_n(&core.observer, observer, __ATOMIC_RELEASE);
+}
+
 uint64_t region_id_refill(struct thread_state *thread)
 {
     if (thread == NULL)

@@ -64,6 +64,7 @@ struct core {
     uint32_t next_thread_number;
     uint64_t next_region_id;
     bool (*reclaim)(void); /* a scan to free chunk space (core_set_reclaim) */
+    const struct core_observer *observer; /* core_set_observer; NULL when none */
     uint64_t start_cycles, start_ns;
 };
 

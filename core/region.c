@@ -120,6 +120,14 @@ static void populate_ahead(struct chunk_meta *meta, char *chunk, uint32_t offset
         meta->populated_end = (uint32_t)(to - (uintptr_t)chunk);
 }
 
+/* The observer (core_set_observer) sees each chunk a region starts in: a slow path already. */
+static void note_chunk_started(void)
+{
+    const struct core_observer *observer = __atomic_load_n(&core.observer, __ATOMIC_ACQUIRE);
+    if (observer != NULL)
+        observer->chunk_started();
+}
+
 static void start_in_chunk(struct region *region, uint32_t index, uint32_t offset,
                            uint32_t present_end)
 {
@@ -133,6 +141,7 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
     region->dirty_end = chunk + (present_end > offset ? present_end : offset);
     region->limit = chunk + core_config.chunk_size;
     region->last_object = NULL;
+    note_chunk_started();
 }
 
 static bool take_spare(struct region *region)
@@ -236,6 +245,7 @@ static void *alloc_span(struct region *region, size_t size, size_t alignment)
         return NULL;
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
+    note_chunk_started();
     char *object = chunk_address(index) + offset;
     region->span_object = object;
     region->span_dirty = span_take_pages(region->thread, index, (uint32_t)count, bytes);
@@ -688,15 +698,19 @@ static void fold_region_counters(const struct region *region)
     counter_add(&counters->frees_ignored, region->frees_ignored);
     if (region->thread == NULL)
         stats_fold_thread(&arena_counters);
+    const struct core_observer *observer = __atomic_load_n(&core.observer, __ATOMIC_ACQUIRE);
     struct marker_counters *marker = marker_counters_of(region->marker);
-    if (marker == NULL)
-        return;
-    stats_add(&marker->regions, 1);
-    stats_add(&marker->bytes, region->bytes);
-    stats_add(&marker->objects, region->allocs);
-    if (core_config.measure_time)
-        stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
-    stats_max(&marker->peak_bytes, region->bytes);
+    if (marker != NULL) {
+        stats_add(&marker->regions, 1);
+        stats_add(&marker->bytes, region->bytes);
+        stats_add(&marker->objects, region->allocs);
+        if (core_config.measure_time)
+            stats_add(&marker->cycles, cycle_counter() - region->begin_cycles);
+        stats_max(&marker->peak_bytes, region->bytes);
+    }
+    /* After the marker's counters: the observer's region counts never exceed them. */
+    if (observer != NULL)
+        observer->region_ended(region->marker, region->bytes);
 }
 
 void region_finish(struct region *region, struct thread_state *spare_owner, uintptr_t end_pc)

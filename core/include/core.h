@@ -392,6 +392,16 @@ bool core_markers_init(unsigned count);
 /* When the chunk space is full, the core calls reclaim (a scan) once before giving up;
  * reclaim returns true if anything came free. */
 void core_set_reclaim(bool (*reclaim)(void));
+/* What watches the core's slow paths (the statistics over time, preload/report/timeseries.c):
+ * region_ended for every region, arena or not, that ends through the slow path (with the
+ * bytes it allocated; regions the hooks end untouched are not seen), chunk_started each time
+ * a region starts in a chunk (its first allocation, a refill, a span).  Called with no lock
+ * of the core held; they must not allocate.  NULL (the default): nothing is called. */
+struct core_observer {
+    void (*region_ended)(int32_t marker, uint64_t bytes);
+    void (*chunk_started)(void);
+};
+void core_set_observer(const struct core_observer *observer);
 void core_fork_child(struct thread_state *survivor);
 void core_lock_all(void);
 void core_unlock_all(void);

@@ -43,6 +43,7 @@
 #include "scan_report.h"
 #include "scan_workers.h"
 #include "stop_world.h"
+#include "timeseries.h"
 #include "write_tracking.h"
 
 #define MAPS_BUFFER_BYTES ((size_t)8 << 20)
@@ -162,6 +163,7 @@ static void describe_path(bool concurrent, unsigned threads)
 /* One scan; the caller holds scan_lock. */
 static void scan_once(const struct roots_caller *caller, const jmp_buf *registers)
 {
+    uint64_t quarantine_before = quarantine_bytes();
     if (scan_snapshot() == 0 || !buffers_ready())
         return;
     struct scan_figures figures = { .threads = scan_workers_start(marking_threads_wanted()) };
@@ -187,10 +189,12 @@ static void scan_once(const struct roots_caller *caller, const jmp_buf *register
     resume_world(&world);
     record_kept(walk);
     if (roots_read) {
-        scan_release_unmarked(); /* counted in chunks_released */
+        uint64_t released = scan_release_unmarked(); /* counted in chunks_released */
         figures.bytes = roots_bytes_read(walk);
         figures.stopped_bytes = roots_bytes_read_stopped(walk);
         count_scan(&figures);
+        timeseries_note_scan(start, figures.concurrent_ns, figures.pause_ns, figures.bytes, quarantine_before,
+                             quarantine_bytes(), released);
         if (core_config.options.verbose >= 1)
             scan_report_print_kept();
     } else {

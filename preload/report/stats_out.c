@@ -3,7 +3,8 @@
  *
  * Layer: preload, report.  The counters are the core's, named once in its field lists; the
  * emitter adds what needs the layers above the core: marker names, the referrers the last
- * scan kept, escape sites and verdicts (summary.c).  The same JSON object is what
+ * scan kept, escape sites, allocation sites and verdicts (summary.c), the command line, and
+ * the statistics over time (timeseries.c, with stats_json).  The same JSON object is what
  * arenashim_stats_json returns and what stats_json writes, so `scripts/arenashim report
  * FILE.json` prints this summary again from a saved file.  Formatting uses snprintf into the
  * caller's buffer and never allocates.
@@ -23,7 +24,9 @@
 #include "process.h"
 #include "scan_report.h"
 #include "summary.h"
+#include "sys.h"
 #include "text.h"
+#include "timeseries.h"
 
 static void append_counters(struct text *text, const void *counters, const struct counter_field *fields,
                             unsigned count)
@@ -50,6 +53,28 @@ static void append_scan_kept(struct text *text)
     text_append(text, "], ");
 }
 
+/* "command": the process's command line (what the HTML report is titled with), cut to a
+ * few KiB; read again at each call, so that formatting twice gives the same text. */
+static void append_command(struct text *text)
+{
+    char line[4096];
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? sys_read(fd, line, sizeof line - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got < 0)
+        got = 0;
+    while (got > 0 && line[got - 1] == '\0')
+        got--;
+    for (ssize_t i = 0; i < got; i++)
+        if (line[i] == '\0')
+            line[i] = ' ';
+    line[got] = '\0';
+    text_append(text, "\"command\": ");
+    text_json_string(text, line);
+    text_append(text, ", ");
+}
+
 static unsigned long kernel_mappings;
 
 void stats_count_kernel_mappings(void)
@@ -73,6 +98,11 @@ size_t stats_format_json(char *buf, size_t len)
     text_append(&text, "\"revoke_batch\": %u, ", core_config.options.revoke_batch);
     text_append(&text, "\"kernel_mappings\": %lu, ", kernel_mappings);
     text_append(&text, "\"metadata_bytes\": %zu, ", metadata_taken_bytes());
+    text_append(&text, "\"trace_allocs\": %llu, ", (unsigned long long)core_config.trace_period);
+    append_command(&text);
+    timeseries_append_json(&text);
+    summary_append_alloc_sites_json(&text);
+    text_append(&text, ", ");
     text_append(&text, "\"markers\": [");
     for (unsigned i = 0; i < marker_table_count(); i++) {
         const struct marker_entry *entry = marker_table_entry((int32_t)i);
@@ -209,6 +239,7 @@ void stats_write(void)
         char path[OPTIONS_PATH_MAX + 32];
         stats_count_kernel_mappings();
         path_expand(path, sizeof path, core_config.options.stats_json);
+        timeseries_finish();
         char *text = stats_text(stats_format_json, &n);
         text[n] = '\n';
         file_write_atomically(path, text, n + 1);

@@ -5,7 +5,9 @@
  * escape sites (allocation backtraces of objects that escaped their region, top sites first)
  * and a verdict per marker.  The same data goes into the statistics JSON (escape_sites,
  * verdicts), so `scripts/arenashim report FILE.json` prints this summary again from a saved
- * file.
+ * file; the JSON also lists the allocation sites that trace_allocs sampled (alloc_sites: the
+ * sites with escapes first, then the most allocations), which `report --folded` turns into a
+ * flame graph's input.
  */
 #include "summary.h"
 
@@ -17,6 +19,8 @@
 #include "symbolize.h"
 
 #define SITES_SHOWN 10
+/* Allocation sites in the JSON (for flame graphs): enough for the picture, a bounded file. */
+#define ALLOC_SITES_SHOWN 256
 
 /* "#i 0xPC module+0xOFF (symbol+0xOFF)" */
 static void format_frame(char *line, size_t len, unsigned index, uintptr_t pc)
@@ -118,6 +122,64 @@ void summary_append_text(struct text *out)
         verdict(line, sizeof line, i);
         text_append(out, "  verdict '%s': %s\n", marker_table_entry((int32_t)i)->spec, line);
     }
+}
+
+/* Does site a come before site b among the allocation sites: those with escapes first, then
+ * by traced allocations. */
+static bool site_before(const struct stack_record *a, const struct stack_record *b)
+{
+    if ((a->escapes != 0) != (b->escapes != 0))
+        return a->escapes != 0;
+    return a->allocations > b->allocations;
+}
+
+void summary_append_alloc_sites_json(struct text *out)
+{
+    uint32_t ids[ALLOC_SITES_SHOWN];
+    unsigned count = 0, total = 0;
+    uint64_t omitted = 0;
+    uint32_t sites = stack_table_count();
+    for (uint32_t id = 1; id <= sites; id++) {
+        const struct stack_record *site = stack_table_get(id);
+        if (site == NULL || site->allocations == 0)
+            continue; /* a region's begin or end site (verbose), no allocation's */
+        total++;
+        unsigned at = count;
+        if (count == ALLOC_SITES_SHOWN) {
+            const struct stack_record *last = stack_table_get(ids[count - 1]);
+            if (!site_before(site, last)) {
+                omitted += site->allocations;
+                continue;
+            }
+            omitted += last->allocations;
+            at = count - 1;
+        } else {
+            count++;
+        }
+        while (at > 0 && site_before(site, stack_table_get(ids[at - 1]))) {
+            ids[at] = ids[at - 1];
+            at--;
+        }
+        ids[at] = id;
+    }
+    text_append(out, "\"alloc_sites\": [");
+    for (unsigned i = 0; i < count; i++) {
+        const struct stack_record *site = stack_table_get(ids[i]);
+        text_append(out, "%s{\"allocations\": %llu, \"escapes\": %llu, \"marker\": ", i ? ", " : "",
+                    (unsigned long long)site->allocations, (unsigned long long)site->escapes);
+        text_json_string(out, marker_name(site->marker));
+        text_append(out, ", \"frames\": [");
+        for (unsigned f = 0; f < site->depth; f++) {
+            char line[320];
+            format_frame(line, sizeof line, f, site->pcs[f]);
+            if (f)
+                text_append(out, ", ");
+            text_json_string(out, line);
+        }
+        text_append(out, "]}");
+    }
+    text_append(out, "], \"alloc_sites_total\": %u, \"alloc_sites_omitted_allocations\": %llu",
+                total, (unsigned long long)omitted);
 }
 
 void summary_append_json(struct text *out)

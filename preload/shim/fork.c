@@ -23,16 +23,19 @@
 #include "markers.h"
 #include "report.h"
 #include "symbolize.h"
+#include "timeseries.h"
 
 static void fork_prepare(void)
 {
     collector_lock();
     report_lock();
     core_lock_all();
+    timeseries_lock();
 }
 
 static void fork_parent(void)
 {
+    timeseries_unlock();
     core_unlock_all();
     report_unlock();
     collector_unlock();
@@ -40,6 +43,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    timeseries_unlock();
     core_fork_child(bound_thread);
     report_fork_child();
     collector_fork_child();

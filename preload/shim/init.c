@@ -9,7 +9,8 @@
  *            (core_init), then brings up every layer in order: the heap, jemalloc's extent
  *            record, the caller filter, the SIGSEGV disposition, the collector, the unwind
  *            guards, the system-call guards, fork handlers, the thread-exit key, reports,
- *            allocation traces, and the markers last (they may hook functions right away).
+ *            allocation traces, the statistics over time (with stats_json), and the markers
+ *            last (they may hook functions right away).
  *            Until then every allocation goes to jemalloc, which needs no set-up from us.
  *   thread   a thread gets its record when it first opens a region (thread/binding.c).
  *   exit     unresolved markers are listed, the statistics written (stats, stats_json).
@@ -34,6 +35,7 @@
 #include "markers.h"
 #include "report.h"
 #include "stats_out.h"
+#include "timeseries.h"
 #include "unwind_guard.h"
 
 static int init_state; /* 0 not started, 1 in progress, 2 done */
@@ -161,6 +163,7 @@ static void initialize(void)
     report_warm_up();
     report_set_unwind_fixup(&shadow_stack_fixup);
     alloc_trace_init();
+    timeseries_init();
     hook_fast_paths_enabled = !alloc_trace_region_stacks;
     hook_set_link_map_listener(caller_filter_refresh);
     markers_init();
