@@ -166,10 +166,16 @@ void *shim_fallback_alloc(size_t size, size_t alignment)
     stats_add(&core_counters.fallback_allocs, 1);
     if (core_counters.reserve_exhausted && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
         int refused = __atomic_load_n(&chunk_refusal_errno, __ATOMIC_RELAXED);
-        if (refused != 0)
+        if (refused != 0) {
+            unsigned long mappings = proc_count_mappings(), limit = proc_max_map_count();
+            /* Far from the mapping limit, ENOMEM means memory: commit charge under
+             * vm.overcommit_memory=2, a cgroup, or a filter that makes the call fail. */
+            bool near_limit = limit == 0 || mappings + mappings / 8 >= limit;
             log_warn("the kernel refused chunk memory (mprotect: %s, with %lu mappings of at most "
-                     "vm.max_map_count %lu); region allocations fall back to the heap",
-                     strerror(refused), proc_count_mappings(), proc_max_map_count());
+                     "vm.max_map_count %lu%s); region allocations fall back to the heap",
+                     strerror(refused), mappings, limit,
+                     near_limit ? "" : ": not the mapping limit, so out of memory or commit charge");
+        }
         else
             log_warn("the chunk reservation is exhausted; region allocations fall back to the heap "
                      "(raise ARENASHIM_OPTIONS=reserve=...)");

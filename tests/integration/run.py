@@ -1488,6 +1488,38 @@ def fork_traced_check(children):
     return check
 
 
+def syscall_failure_cases(B):
+    """Issue 14, resource limits: memory system calls fail halfway through the run (a seccomp
+    filter makes them return ENOMEM, as a kernel out of memory or mappings does).  Whatever
+    arenashim can no longer do, the program runs to its end with its plain output and every
+    region balanced; when chunk memory itself is refused, one warning says why (not the
+    mapping limit here), each region asks once, and its allocations are served by the heap."""
+    cases = []
+    for mode in ("mremap", "memory"):
+        for options in ("", "partial_reuse=1", "revoke_batch=32", "on_dangling=recover",
+                        "quarantine_max=1M", "scan_mode=stop,quarantine_max=1M"):
+            def check(run, case_dir, mode=mode):
+                s = run.stats
+                expect(s["regions_begun"] == s["regions_ended"] == 3000,
+                       "regions begun %d ended %d, expected 3000" % (s["regions_begun"], s["regions_ended"]))
+                warnings = [l for l in run.err.splitlines() if "arenashim: warning" in l]
+                if mode == "memory":
+                    expect(len(warnings) == 1 and "refused chunk memory" in warnings[0]
+                           and "not the mapping limit" in warnings[0], "warnings: %r" % warnings)
+                    expect(s["fallback_allocs"] > 0 and 0 < s["kernel_refusals"] <= 2000,
+                           "fallback_allocs %d, kernel_refusals %d (at most one per region after the "
+                           "filter)" % (s["fallback_allocs"], s["kernel_refusals"]))
+                else:
+                    expect(not warnings, "warnings: %r" % warnings)
+                    expect(s["fallback_allocs"] == 0, "fallback_allocs %d: mremap is not needed to allocate"
+                           % s["fallback_allocs"])
+            cases.append(Case("limits/failing-%s%s" % (mode, "-" + options if options else ""),
+                              [B + "syscall_failures", mode, "3000"], options=options or None, stats=True,
+                              env={"ARENASHIM_REGIONS": "work"}, same_as_plain=True,
+                              stdout_has="OK %s " % mode, check=check))
+    return cases
+
+
 def issue14_fork_cases(B):
     children = 40  # a fork while the helper holds a lock that is not reset deadlocks 3 times in 5
     return [Case("fork/traced-recover-verbose-%d-children" % children, [B + "fork_traced", str(children)],
@@ -1590,6 +1622,7 @@ def issue14_cases(B):
     c += issue14_launcher_cases(B)
     c += issue14_dlopen_exclude_cases(B)
     c += issue14_fork_cases(B)
+    c += syscall_failure_cases(B)
     c += issue14_verbose_cases(B)
     return c
 
