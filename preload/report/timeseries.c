@@ -67,6 +67,7 @@ static struct {
     uint64_t interval_ns;
     uint64_t next_due_ns; /* read without the lock */
     unsigned samples;
+    unsigned thinned; /* times every other sample was dropped (the interval doubled) */
     unsigned marker_count; /* series_marker entries in use (published with release) */
     unsigned scan_records;
     uint64_t scans_seen;
@@ -148,9 +149,13 @@ static void halve_samples_locked(void)
     }
     series.samples = kept;
     series.interval_ns *= 2;
+    series.thinned++;
 }
 
-static void sample_locked(uint64_t now_ns)
+/* A sample at now_ns; the next is due at due_base_ns + the interval (the coarse clock's time
+ * when the coarse clock said this one was due: comparing the next look at it against the
+ * precise clock would wait an extra tick). */
+static void sample_locked(uint64_t now_ns, uint64_t due_base_ns)
 {
     int saved_errno = errno; /* this runs inside malloc and free */
     struct series_storage *s = series.storage;
@@ -173,29 +178,36 @@ static void sample_locked(uint64_t now_ns)
         entry->bytes[i] = counters ? load(&counters->bytes) : load(&entry->bytes_seen);
     }
     series.samples = i + 1;
-    __atomic_store_n(&series.next_due_ns, now_ns + series.interval_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&series.next_due_ns, due_base_ns + series.interval_ns, __ATOMIC_RELAXED);
     errno = saved_errno;
+}
+
+/* A sample when clock_ns (of the clock next_due_ns is kept in) has reached it; the sample's
+ * own time is now_ns (precise). */
+static void tick(uint64_t clock_ns, uint64_t now_ns)
+{
+    if (series.storage == NULL || clock_ns < __atomic_load_n(&series.next_due_ns, __ATOMIC_RELAXED))
+        return;
+    if (!spin_try_lock(&series.lock))
+        return; /* another thread is sampling now */
+    if (clock_ns >= series.next_due_ns)
+        sample_locked(now_ns, clock_ns);
+    spin_lock_release(&series.lock);
 }
 
 void timeseries_tick_at(uint64_t now_ns)
 {
-    if (series.storage == NULL || now_ns < __atomic_load_n(&series.next_due_ns, __ATOMIC_RELAXED))
-        return;
-    if (!spin_try_lock(&series.lock))
-        return; /* another thread is sampling now */
-    if (now_ns >= series.next_due_ns)
-        sample_locked(now_ns);
-    spin_lock_release(&series.lock);
+    tick(now_ns, now_ns);
 }
 
 void timeseries_tick(void)
 {
     if (series.storage == NULL)
         return;
-    uint64_t now = coarse_ns();
-    if (now < __atomic_load_n(&series.next_due_ns, __ATOMIC_RELAXED))
+    uint64_t coarse = coarse_ns();
+    if (coarse < __atomic_load_n(&series.next_due_ns, __ATOMIC_RELAXED))
         return;
-    timeseries_tick_at(monotonic_ns());
+    tick(coarse, monotonic_ns());
 }
 
 static unsigned size_bucket(uint64_t bytes)
@@ -242,7 +254,7 @@ void timeseries_init(void)
     series.start_ns = monotonic_ns();
     series.storage = storage;
     spin_lock_acquire(&series.lock);
-    sample_locked(series.start_ns);
+    sample_locked(series.start_ns, series.start_ns);
     spin_lock_release(&series.lock);
     core_set_observer(&observer);
 }
@@ -295,7 +307,8 @@ void timeseries_finish(void)
 {
     if (series.storage == NULL || !lock_bounded())
         return;
-    sample_locked(monotonic_ns());
+    uint64_t now = monotonic_ns();
+    sample_locked(now, now);
     spin_lock_release(&series.lock);
 }
 
@@ -361,9 +374,9 @@ void timeseries_append_json(struct text *out)
         return;
     const struct series_storage *s = series.storage;
     unsigned samples = series.samples;
-    text_append(out, "\"timeseries\": {\"interval_s\": %.6f, \"samples_max\": %u, \"markers_max\": %u, "
-                "\"scans_max\": %u, ", (double)series.interval_ns / 1e9, SERIES_SAMPLES_MAX,
-                SERIES_MARKERS_MAX, SERIES_SCANS_MAX);
+    text_append(out, "\"timeseries\": {\"interval_s\": %.6f, \"thinned\": %u, \"samples_max\": %u, "
+                "\"markers_max\": %u, \"scans_max\": %u, ", (double)series.interval_ns / 1e9, series.thinned,
+                SERIES_SAMPLES_MAX, SERIES_MARKERS_MAX, SERIES_SCANS_MAX);
     append_seconds(out, "t", s->t_ns, samples);
     append_counts(out, "rss_bytes", s->rss_bytes, samples);
     text_append(out, ", ");

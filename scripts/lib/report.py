@@ -1,11 +1,22 @@
 #!/usr/bin/python3
-"""report.py — print arenashim's exit summary again from a saved statistics file.
+"""report.py — arenashim's exit summary again from a saved statistics file, or its pictures.
 
-    scripts/arenashim report FILE.json
+    scripts/arenashim report FILE.json                   the summary (stdout)
+    scripts/arenashim report --html OUT.html FILE.json   one self-contained page (report_html.py)
+    scripts/arenashim report --folded [OUT] FILE.json    folded stacks for a flame graph (stdout,
+                                                         or OUT)
 
 FILE.json is what ARENASHIM_OPTIONS=stats_json=PATH wrote at exit: counters, markers with
 their regions, bytes and escapes, escape sites with symbolised frames, verdicts, and the
-referrers of chunks the last scan kept.  The output follows the text summary of stats=1.
+referrers of chunks the last scan kept; since issue 15 also the statistics over time
+("timeseries") and the traced allocation sites ("alloc_sites").  The output follows the text
+summary of stats=1.
+
+--folded writes one line per stack, "frame;frame;...;frame COUNT", root first, as
+flamegraph.pl, inferno-flamegraph and speedscope read it: under the root frame "allocations"
+the allocation sites that trace_allocs sampled (COUNT: traced allocations, one in
+trace_allocs=N of them), under "escapes" the sites of objects that escaped their region
+(COUNT: objects).  Frames are function names, or module+0xOFFSET where the symbol is unknown.
 
 Exit status 0 with the summary on stdout; 2 with one line on stderr, naming the file, when it
 cannot be read or is not a statistics file.  The file is checked whole before anything is
@@ -17,6 +28,7 @@ output's encoding cannot hold (a lone surrogate from a \\uD800 escape) as backsl
 
 import json
 import math
+import os
 import signal
 import sys
 
@@ -206,14 +218,120 @@ def write(stream, text):
     stream.flush()
 
 
+def pictures():
+    """report_html.py, beside this file (imported only for --html and --folded)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import report_html
+    return report_html
+
+
+def check_pictures(s):
+    """What --html and --folded read beyond the summary's keys; raises NotStatistics."""
+    html = pictures()
+    try:
+        html.check(s)
+    except html.BadSeries as e:
+        raise NotStatistics(str(e)) from None
+
+
+def folded(s):
+    """The folded stacks of s: [(stack, count)], allocation sites first, then escape sites."""
+    names = pictures().frame_name
+    stacks = {}
+
+    def add(root, site, count):
+        frames = [names(f).replace(";", ":").replace("\n", " ") for f in reversed(site.get("frames", []))]
+        stack = ";".join([root] + (frames or ["(no frames)"]))
+        stacks[stack] = stacks.get(stack, 0) + count
+
+    alloc_sites = s.get("alloc_sites", [])
+    for site in alloc_sites:
+        if site.get("allocations"):
+            add("allocations", site, site["allocations"])
+    if s.get("alloc_sites_omitted_allocations"):
+        stacks["allocations;(sites left out of the file)"] = s["alloc_sites_omitted_allocations"]
+    escaping = [site for site in alloc_sites if site.get("escapes")] or s.get("escape_sites", [])
+    for site in escaping:
+        if site.get("escapes"):
+            add("escapes", site, site["escapes"])
+    return list(stacks.items())
+
+
+USAGE = "usage: scripts/arenashim report [--html OUT.html | --folded [OUT]] FILE.json"
+
+
+def parse_arguments(args):
+    """(mode, output path or None, FILE.json); a str is a usage error's message."""
+    mode, out, positional, folded_at = "summary", None, [], None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-h", "--help"):
+            return "help"
+        if a == "--html" or a.startswith("--html="):
+            if mode != "summary":
+                return "--html and --folded go alone"
+            mode = "html"
+            if a == "--html":
+                if i + 1 == len(args):
+                    return "--html needs OUT.html"
+                i += 1
+                out = args[i]
+            else:
+                out = a[len("--html="):]
+            if not out:
+                return "--html needs OUT.html"
+        elif a == "--folded" or a.startswith("--folded="):
+            if mode != "summary":
+                return "--html and --folded go alone"
+            mode = "folded"
+            if a == "--folded":
+                folded_at = len(positional)  # the next argument is OUT when there are two
+            else:
+                out = a[len("--folded="):] or None
+        elif a == "--":
+            positional += args[i + 1:]
+            break
+        elif a.startswith("-") and a != "-":
+            return "unknown option '%s'" % a
+        else:
+            positional.append(a)
+        i += 1
+    if mode == "folded" and out is None and len(positional) == 2 and folded_at is not None and folded_at < 2:
+        out = positional.pop(folded_at)
+    if len(positional) != 1:
+        return "expected one FILE.json" if not positional else "too many arguments: %s" % " ".join(positional)
+    return mode, out, positional[0]
+
+
+def write_output(out, text):
+    """text into the file out ('-': stdout); OSError."""
+    if out is None or out == "-":
+        write(sys.stdout, text)
+        return
+    with open(out, "w", encoding="utf-8", errors="backslashreplace") as f:
+        f.write(text)
+
+
 def main(argv):
     argv = argv[1:] if len(argv) > 1 and argv[1] == "report" else argv
-    if len(argv) != 2 or argv[1] in ("-h", "--help"):
-        print("usage: scripts/arenashim report FILE.json", file=sys.stderr)
+    parsed = parse_arguments(argv[1:])
+    if isinstance(parsed, str):
+        if parsed == "help":
+            print(USAGE)
+            return 0
+        write(sys.stderr, "arenashim: report: %s; %s\n" % (parsed, USAGE))
         return 2
-    path = argv[1]
+    mode, out, path = parsed
+    if out is not None and out != "-" and os.path.abspath(out) == os.path.abspath(path):
+        write(sys.stderr, f"arenashim: report: {out} is the statistics file itself; name another output\n")
+        return 2
     try:
         s = load(path)
+        if mode != "summary":
+            check_pictures(s)
     except OSError as e:
         write(sys.stderr, f"arenashim: report: cannot read {path}: {e.strerror or e}\n")
         return 2
@@ -223,7 +341,22 @@ def main(argv):
     except ValueError as e:
         write(sys.stderr, f"arenashim: report: {path} is not a statistics file ({e})\n")
         return 2
-    write(sys.stdout, "\n".join(summary(s, path)) + "\n")
+    if mode == "summary":
+        write(sys.stdout, "\n".join(summary(s, path)) + "\n")
+        return 0
+    if mode == "html":
+        text = pictures().page(s, path)
+    else:
+        stacks = folded(s)
+        if not stacks:
+            write(sys.stderr, f"arenashim: report: {path} has no allocation or escape sites "
+                  "(run with trace_allocs=1 to record them): no stacks\n")
+        text = "".join("%s %d\n" % (stack, count) for stack, count in stacks)
+    try:
+        write_output(out, text)
+    except OSError as e:
+        write(sys.stderr, f"arenashim: report: cannot write {out}: {e.strerror or e}\n")
+        return 2
     return 0
 
 

@@ -30,6 +30,13 @@ their form:
       region ended at:                                 + frames
     ==PID==ABORTING ... | ==PID==CONTINUING ...
 
+The statistics over time and the pictures (issue 15) have cases of their own: series_long_run
+(the "timeseries" of stats_json on a 2 s run of series.c: bounded, thinned, monotonic, ending at
+the totals), folded_matches_json (`report --folded` against the JSON's sites),
+html_report_in_chromium (`report --html`, opened in headless Chromium, Debian's /usr/bin/chromium:
+rendered without console or script errors, every chart and table there; the screenshot is kept
+as BUILD/test-artifacts/reports/report.png) and pictures_bad_input.
+
 The lines from "the address is" to "region ended at" are printed whenever the address lies in
 a known dead region (preload/report/dangling.c), which is whenever the first line names one
 (region #N > 0, marker other than '(unknown)'): then each is required, and the address line's
@@ -916,6 +923,270 @@ def report_tool_not_json(ctx):
         path = ctx.tmp / name
         path.write_text(text)
         check_tool_error(ctx, path, ("not a statistics file", "not an arenashim statistics file", "JSON"))
+
+
+# --- the statistics over time and the pictures (issue 15) ------------------------------------------
+
+SERIES = dict(regions="work_item,idle_item")
+# Small chunks and quarantine: the run scans often, so its scans are recorded and thinned.
+SERIES_OPTIONS = "chunk_size=64K,quarantine_max=256K"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def series_of(stats):
+    ts = stats.get("timeseries")
+    expect(isinstance(ts, dict), "stats_json has no \"timeseries\" object (keys: %s)" % sorted(stats)[:40])
+    return ts
+
+
+def marker_series(ts, name):
+    for m in ts.get("markers", []):
+        if m.get("marker") == name:
+            return m
+    raise Failure("timeseries.markers has no series for %r: %r"
+                  % (name, [m.get("marker") for m in ts.get("markers", [])]))
+
+
+def non_decreasing(values, what):
+    for i in range(1, len(values)):
+        expect(values[i] >= values[i - 1],
+               "%s decreases at sample %d: %r then %r" % (what, i, values[i - 1], values[i]))
+
+
+def size_bucket(n):
+    """0 for 0 bytes, k for [2^(k-1), 2^k)."""
+    return n.bit_length()
+
+
+@case
+def series_long_run(ctx):
+    """stats_json of a 2 s run: time series present, at most samples_max (thinned), monotonic, ending at the totals."""
+    path = ctx.path("series.json")
+    run = ctx.shim("series", "2", **SERIES, options=SERIES_OPTIONS + ",stats_json=" + path)
+    expect_rc(run, 0)
+    stats = load_json(path)
+    ts = series_of(stats)
+    t = ts.get("t")
+    expect(isinstance(t, list) and len(t) >= 2, "timeseries.t: %r" % (t,))
+    most = ts.get("samples_max")
+    expect(isinstance(most, int) and 16 <= most <= 4096, "samples_max %r" % most)
+    expect(len(t) <= most, "%d samples, more than samples_max %d" % (len(t), most))
+    # 2 s at an interval of a few ms needs more than samples_max: the series were thinned, and
+    # what is kept still covers the whole run.
+    expect(ts.get("thinned", 0) >= 1,
+           "a 2 s run was never thinned (%d samples, interval %r s)" % (len(t), ts.get("interval_s")))
+    expect(len(t) >= most // 4, "only %d samples kept of at most %d" % (len(t), most))
+    expect(t[0] == 0 and t[-1] >= 1.9, "samples from %r s to %r s of a 2 s run" % (t[0], t[-1]))
+    non_decreasing(t, "timeseries.t")
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    expect(max(gaps) <= 4 * ts["interval_s"] + 0.05,
+           "a gap of %.3f s between samples (interval %.3f s)" % (max(gaps), ts["interval_s"]))
+    for key in ("rss_bytes", "quarantine_bytes", "scans", "scan_pause_ns"):
+        expect(len(ts.get(key, [])) == len(t),
+               "timeseries.%s has %d values for %d samples" % (key, len(ts.get(key, [])), len(t)))
+    expect(all(v > 0 for v in ts["rss_bytes"]), "an RSS sample of 0: %r" % ts["rss_bytes"][:10])
+    non_decreasing(ts["scans"], "timeseries.scans")
+    non_decreasing(ts["scan_pause_ns"], "timeseries.scan_pause_ns")
+    expect_equal(ts["scans"][-1], stats["scans"], "scans at the last sample vs the total")
+    expect_equal(ts["scan_pause_ns"][-1], stats["scan_ns"], "pause time at the last sample vs scan_ns")
+    expect(max(ts["quarantine_bytes"]) > 0, "the quarantine never held anything (quarantine_max=256K)")
+    for spec in ("work_item", "idle_item"):
+        m, total = marker_series(ts, spec), marker_stats(stats, spec)
+        non_decreasing(m["regions"], spec + " regions")
+        non_decreasing(m["bytes"], spec + " bytes")
+        expect_equal(m["regions"][-1], total["regions"], spec + ": regions at the last sample vs markers[]")
+        expect_equal(m["bytes"][-1], total["bytes"], spec + ": bytes at the last sample vs markers[]")
+        sizes = m["region_sizes"]
+        expect_equal(sum(sizes), total["regions"], spec + ": regions in the size distribution")
+        expect_equal(len(sizes) - 1, size_bucket(total["peak_region_bytes"]),
+                     "%s: last bucket of the size distribution vs peak_region_bytes %d"
+                     % (spec, total["peak_region_bytes"]))
+    # idle_item allocates nothing (its regions end untouched, on the hooks' fast path).
+    expect_equal(marker_series(ts, "idle_item")["region_sizes"], [marker_stats(stats, "idle_item")["regions"]],
+                 "idle_item's size distribution (all 0 bytes)")
+    # work_item's lists are 1..2048 nodes of 48 bytes: 12 buckets, from [32, 64) to [65536, 131072).
+    work = marker_series(ts, "work_item")["region_sizes"]
+    expect_equal([b for b, n in enumerate(work) if n], list(range(size_bucket(48), size_bucket(48 * 2048) + 1)),
+                 "work_item's non-empty size buckets")
+    records = ts.get("scan_records", [])
+    every = ts.get("scans_every", 0)
+    expect(stats["scans"] >= 2 and records, "%d scans, %d recorded" % (stats["scans"], len(records)))
+    expect(len(records) <= ts.get("scans_max", 0), "%d scan records, more than scans_max" % len(records))
+    expect(every >= 1 and len(records) == (stats["scans"] + every - 1) // every,
+           "%d scan records for %d scans, one in %d" % (len(records), stats["scans"], every))
+    starts = [r["start_s"] for r in records]
+    expect(starts == sorted(starts) and starts[-1] <= t[-1], "scan starts not in order within the run: %r" % starts[:8])
+    expect(all(r["quarantine_after"] <= r["quarantine_before"] + 64 * 1024 * r["chunks_released"] + stats["reserve"]
+               for r in records), "a scan record's quarantine figures are not counts")
+    if every == 1:
+        expect_equal(sum(r["pause_ns"] for r in records), stats["scan_ns"], "pauses of the scan records vs scan_ns")
+    size = os.path.getsize(path)
+    expect(size < 256 * 1024, "the statistics file of a 2 s run is %d bytes" % size)
+
+
+def folded_lines(text):
+    """[(frames, count)] of folded stacks, each line checked."""
+    out = []
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\S(?:.*\S)?) (\d+)", line)
+        expect(m, "not a folded stack line ('frame;frame count'): %r" % line)
+        frames = m.group(1).split(";")
+        expect(all(frames), "an empty frame in %r" % line)
+        out.append((frames, int(m.group(2))))
+    return out
+
+
+def frame_function(frame_text):
+    """The name --folded gives the JSON frame text '#i 0xPC module+0xOFF (symbol+0xOFF)'."""
+    m = re.fullmatch(r"#\d+ 0x[0-9a-f]+(?: (\S+\+0x[0-9a-f]+))?(?: \((\S+)\+0x[0-9a-f]+\))?", frame_text)
+    expect(m, "JSON frame %r" % frame_text)
+    return m.group(2) or m.group(1) or frame_text.split()[1]
+
+
+@case
+def folded_matches_json(ctx):
+    """report --folded: folded stacks, root first, whose counts are the JSON's allocation and escape sites."""
+    path = ctx.path("stats.json")
+    run = ctx.shim("late_free", **LATE, options="trace_allocs=1,stats_json=" + path)
+    expect_rc(run, 0)
+    stats = load_json(path)
+    sites = stats.get("alloc_sites")
+    expect(isinstance(sites, list) and sites, "stats_json has no alloc_sites: %r" % (sites,))
+    tool = report_tool("--folded", path)
+    ctx.runs.append(tool)
+    expect_rc(tool, 0, "report --folded: ")
+    expect(tool.err == "", "stderr: %r" % tool.err[:300])
+    lines = folded_lines(tool.out)
+    expect({frames[0] for frames, _ in lines} == {"allocations", "escapes"},
+           "root frames %r, expected allocations and escapes" % sorted({f[0] for f, _ in lines}))
+    expected = {}
+    for kind, key in (("allocations", "allocations"), ("escapes", "escapes")):
+        for site in sites:
+            if site[key]:
+                stack = tuple([kind] + [frame_function(f) for f in reversed(site["frames"])])
+                expected[stack] = expected.get(stack, 0) + site[key]
+    got = {tuple(frames): count for frames, count in lines}
+    expect_equal(got, expected, "folded stacks vs alloc_sites")
+    expect_equal(sum(c for f, c in lines if f[0] == "allocations"), LATE_OBJECTS, "traced allocations in the stacks")
+    escapes = {frames[-1]: count for frames, count in lines if frames[0] == "escapes"}
+    expect_equal(escapes, {"make_node": 20, "make_label": 12}, "escape stacks by their leaf frame")
+    for frames, _ in lines:
+        # Root first: main calls build_lists, which calls the leaf.
+        expect("main" in frames and "build_lists" in frames and frames.index("main") < frames.index("build_lists")
+               < len(frames) - 1, "not root first: %r" % frames)
+    out = ctx.path("stacks.folded")
+    tool = report_tool("--folded", out, path)
+    ctx.runs.append(tool)
+    expect_rc(tool, 0, "report --folded OUT: ")
+    with open(out) as f:
+        expect_equal(f.read(), "".join("%s %d\n" % (";".join(fr), c) for fr, c in lines), "--folded OUT vs stdout")
+
+
+def chromium(ctx, *args):
+    expect(os.access(CHROMIUM, os.X_OK),
+           "%s is missing (Debian's chromium: scripts/lib/setup.sh installs it)" % CHROMIUM)
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+            "--user-data-dir=" + ctx.path("chromium-profile"), *args]
+    run = run_process(argv, base_env(), timeout=90)
+    ctx.runs.append(run)
+    expect_rc(run, 0, "chromium: ")
+    console = [line for line in run.err.splitlines() if ":CONSOLE" in line]
+    expect(not console, "console messages while rendering the report: %r" % console[:4])
+    return run
+
+
+@case
+def html_report_in_chromium(ctx):
+    """report --html of a real run: self-contained, renders in headless Chromium, no console errors; a screenshot."""
+    path = ctx.path("series.json")
+    run = ctx.shim("series", "0.6", "keep", **SERIES, options=SERIES_OPTIONS + ",trace_allocs=1,stats_json=" + path)
+    expect_rc(run, 0)
+    stats = load_json(path)
+    ts = series_of(stats)
+    page = ctx.path("report.html")
+    tool = report_tool("--html", page, path)
+    ctx.runs.append(tool)
+    expect_rc(tool, 0, "report --html: ")
+    expect(tool.stdout == b"" and tool.err == "", "report --html printed %r %r" % (tool.stdout[:200], tool.err[:200]))
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    # Self-contained: nothing to fetch, and the page forbids fetching anything.
+    for needle in ("http://", "https://", " src=", " href=", "@import", "url("):
+        expect(needle not in text, "the page refers to something outside it: %r" % needle)
+    expect("default-src 'none'" in text, "no Content-Security-Policy forbidding fetches")
+    dom = chromium(ctx, "--dump-dom", "file://" + page).out
+    expect('data-script="ok"' in dom, "the page's script did not run through: %r" % re.findall(r"<html[^>]*>", dom)[:1])
+    errors = re.search(r'<pre id="script-errors"[^>]*>(.*?)</pre>', dom, re.S)
+    expect(errors and errors.group(1) == "",
+           "script errors on the page: %r" % (errors.group(1)[:300] if errors else "no #script-errors"))
+    # Every picture is there, drawn from this file's numbers.
+    for chart in ("chart-regions", "chart-bytes", "chart-sizes-0", "chart-sizes-1", "chart-quarantine", "chart-pauses",
+                  "chart-rss"):
+        expect('id="%s"' % chart in dom, "no chart #%s in the page" % chart)
+    regions_svg = re.search(r'<svg id="chart-regions".*?</svg>', dom, re.S).group(0)
+    expect_equal(sorted(re.findall(r'data-series="([^"]*)"', regions_svg)), sorted(m["marker"] for m in ts["markers"]),
+                 "lines of the regions chart")
+    quarantine_svg = re.search(r'<svg id="chart-quarantine".*?</svg>', dom, re.S).group(0)
+    expect_equal(quarantine_svg.count('class="scan-pause"'), len(ts["scan_records"]),
+                 "scan pauses marked on the quarantine chart")
+    work_bars = re.search(r'<svg id="chart-sizes-0".*?</svg>', dom, re.S).group(0).count('class="bar"')
+    expect(work_bars >= len([n for n in marker_series(ts, "work_item")["region_sizes"] if n]),
+           "%d bars for work_item's sizes" % work_bars)
+    # The tables: markers, escape sites with their backtraces, scans, counters.
+    markers_table = re.search(r'<div class="table" id="table-markers">.*?</table>', dom, re.S)
+    expect(markers_table and markers_table.group(0).count("<tr>") == 1 + len(stats["markers"]), "the markers table")
+    escapes_table = re.search(r'<div class="table" id="table-escapes">.*?</table>', dom, re.S)
+    expect(escapes_table and "make_node" in escapes_table.group(0) and "work_item" in escapes_table.group(0),
+           "the escape sites table does not name make_node: %r"
+           % (escapes_table.group(0)[:300] if escapes_table else None))
+    expect('id="table-scans"' in dom and 'id="table-counters"' in dom, "no scans or counters table")
+    expect(dom.count('type="search"') >= 4, "tables without a search box")
+    shot_dir = ctx.build / "test-artifacts" / "reports"
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    shot = shot_dir / "report.png"
+    if shot.exists():
+        shot.unlink()
+    chromium(ctx, "--window-size=1280,3000", "--screenshot=" + str(shot), "file://" + page)
+    expect(shot.exists(), "no screenshot at %s" % shot)
+    with open(shot, "rb") as f:
+        head = f.read(24)
+    expect(head[:8] == b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG")
+    expect_equal((int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")), (1280, 3000),
+                 "screenshot size")
+
+
+@case
+def pictures_bad_input(ctx):
+    """--html to an unwritable path, a bad time series, --html without OUT: exit 2, one line, nothing written."""
+    path = ctx.path("stats.json")
+    run = ctx.shim("leak", **LEAK, options="trace_allocs=1,on_dangling=recover,stats_json=" + path)
+    expect_rc(run, 0)
+    for out in (ctx.tmp / "no-such-directory" / "report.html", ctx.tmp):
+        tool = report_tool("--html", out, path)
+        ctx.runs.append(tool)
+        expect_rc(tool, 2, "report --html %s: " % out)
+        lines = tool.err.splitlines()
+        expect(len(lines) == 1 and str(out) in lines[0] and "cannot write" in lines[0] and "Traceback" not in tool.err,
+               "expected one line naming %s: %r" % (out, lines[:5]))
+        expect(tool.stdout == b"", "output on stdout: %r" % tool.stdout[:100])
+    stats = load_json(path)
+    stats["timeseries"]["t"] = "soon"
+    bad = ctx.tmp / "bad-series.json"
+    bad.write_text(json.dumps(stats))
+    for args in (("--html", ctx.path("bad.html"), bad), ("--folded", bad)):
+        tool = report_tool(*args)
+        ctx.runs.append(tool)
+        expect_rc(tool, 2, "report %s: " % " ".join(map(str, args)))
+        lines = tool.err.splitlines()
+        expect(len(lines) == 1 and str(bad) in lines[0] and "timeseries.t" in lines[0],
+               "unclear message %r" % lines[:5])
+    expect(not os.path.exists(ctx.path("bad.html")), "a page was written from a bad file")
+    for args in (("--html",), ("--html", ctx.path("x.html")), ("--frobnicate", path),
+                 ("--html", "a.html", "--folded", path)):
+        tool = report_tool(*args)
+        ctx.runs.append(tool)
+        expect_rc(tool, 2, "report %s: " % " ".join(map(str, args)))
+        expect(len(tool.err.splitlines()) == 1 and "usage" in tool.err, "usage error: %r" % tool.err[:300])
 
 
 REALLOC = dict(regions="build")
