@@ -86,6 +86,7 @@ bool chunk_acquire(uint32_t count, uint32_t *index)
         meta->resident_dead = 0;
         __atomic_store_n(&meta->faulted_end, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&meta->retired_end, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&meta->handed_out_end, (uint32_t)core_config.chunk_size, __ATOMIC_RELAXED);
         __atomic_store_n(&meta->state, CHUNK_LIVE, __ATOMIC_RELEASE);
     }
     stats_add(&core_counters.chunks_mapped, fresh);

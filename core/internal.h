@@ -41,6 +41,11 @@ struct chunk_meta {
     uint32_t faulted_end; /* bytes [0, faulted_end) are faulted */
     uint32_t retired_end; /* bytes [0, retired_end) belong to ended regions (partial_reuse) */
     uint32_t populated_end; /* pages below are present: touched, populated ahead, or moved here */
+    /* Nothing at or past handed_out_end was handed out since the chunk was taken: what a scan
+     * reads of a live chunk that it finds in no region and no spare (an arena's, a retired one,
+     * or one whose thread was stopped midway through handing it on).  Pages moved in from a
+     * done chunk hold that chunk's old words, which point at its own, quarantined, address. */
+    uint32_t handed_out_end;
     uint8_t resident_dead;  /* some faulted pages were only protected, not discarded */
     struct dead_range *dead_ranges;
 };

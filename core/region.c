@@ -60,6 +60,22 @@ unsigned region_begin(struct thread_state *thread, int32_t marker, uintptr_t beg
     return region_push(thread, region);
 }
 
+/* The region's current chunk is about to be in no region (retired to its list, or its region
+ * popped): a scan that stops the thread from here on reads it only up to the region's
+ * high-water mark, rounded to a page, not the dead chunks' words in the pages past it. */
+static void note_handed_out(struct region *region)
+{
+    if (region->current_chunk == 0)
+        return;
+    uint32_t index = region->current_chunk - 1;
+    uintptr_t chunk = (uintptr_t)chunk_address(index), high_water = (uintptr_t)region->cursor;
+    if (high_water < (uintptr_t)region->high_water)
+        high_water = (uintptr_t)region->high_water;
+    if (high_water >= chunk && high_water <= chunk + core_config.chunk_size)
+        __atomic_store_n(&core.chunks[index].handed_out_end,
+                         (uint32_t)align_up(high_water - chunk, PAGE_SIZE_BYTES), __ATOMIC_RELEASE);
+}
+
 bool region_end(struct thread_state *thread, uintptr_t end_pc)
 {
     struct region *region = thread->innermost;
@@ -68,6 +84,7 @@ bool region_end(struct thread_state *thread, uintptr_t end_pc)
     /* Pop first: from here on the thread allocates from the outer region (or the heap),
      * also from inside the system calls and reports below. */
     region_sampling_hand_back(region);
+    note_handed_out(region);
     __atomic_store_n(&thread->innermost, region->outer, __ATOMIC_RELEASE);
     thread->depth--;
     region_finish(region, thread, end_pc);
@@ -94,9 +111,10 @@ static void retire_current_chunk(struct region *region)
     if (region->high_water < region->cursor)
         region->high_water = region->cursor;
     note_pages_present(&core.chunks[index], (uintptr_t)region->high_water - (uintptr_t)chunk_address(index));
+    note_handed_out(region);
     core.chunks[index].next = region->chunk_list;
     region->chunk_list = index + 1;
-    region->current_chunk = 0;
+    __atomic_store_n(&region->current_chunk, 0, __ATOMIC_RELEASE);
     region->cursor = region->limit = region->last_object = region->high_water = region->chunk_begin = NULL;
     region->dirty_end = NULL;
 }
@@ -141,6 +159,8 @@ static void start_in_chunk(struct region *region, uint32_t index, uint32_t offse
     region->dirty_end = chunk + (present_end > offset ? present_end : offset);
     region->limit = chunk + core_config.chunk_size;
     region->last_object = NULL;
+    /* Its thread's scan reads it up to the cursor now; anyone else's (an arena) whole. */
+    __atomic_store_n(&core.chunks[index].handed_out_end, (uint32_t)core_config.chunk_size, __ATOMIC_RELEASE);
     note_chunk_started();
 }
 
@@ -430,6 +450,7 @@ static bool give_spare(struct thread_state *owner, uint32_t index, uint32_t offs
 {
     if (!can_give_spare(owner, offset))
         return false;
+    __atomic_store_n(&core.chunks[index].handed_out_end, offset, __ATOMIC_RELEASE);
     owner->spares[owner->spare_count].chunk = index;
     owner->spares[owner->spare_count].offset = offset;
     owner->spares[owner->spare_count].present_end = present_end;
@@ -497,6 +518,7 @@ static bool recycle_whole_chunk(uint32_t index, struct thread_state *owner)
     /* Both chunks unreadable to a scan while pages move: one that stopped the world midway
      * would find protected pages in the fresh chunk before they are made accessible. */
     struct chunk_meta *fresh_meta = &core.chunks[fresh];
+    __atomic_store_n(&fresh_meta->handed_out_end, 0, __ATOMIC_RELAXED); /* nothing yet: old words */
     __atomic_store_n(&fresh_meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     __atomic_store_n(&meta->faulted_end, (uint32_t)size, __ATOMIC_RELEASE);
     bool prefix_moved = false, rest_moved;
@@ -529,6 +551,7 @@ static void recycle_span_pages(uint32_t head, struct thread_state *owner)
         uint32_t extent = core.chunks[i].populated_end, fresh;
         if (extent == 0 || !take_fresh_chunk(owner, &fresh))
             break;
+        __atomic_store_n(&core.chunks[fresh].handed_out_end, 0, __ATOMIC_RELEASE); /* old words */
         bool moved = chunk_move_pages((uintptr_t)chunk_address(i), extent, (uintptr_t)chunk_address(fresh));
         core.chunks[fresh].populated_end = moved ? extent : 0;
         give_spare(owner, fresh, 0, moved ? extent : 0);

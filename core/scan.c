@@ -167,7 +167,8 @@ uint64_t scan_release_unmarked(void)
  * a thread's spare: handed out up to the cursor, or (a spare) up to its offset; the rest was
  * never handed out since the chunk was taken (pages moved in hold a dead chunk's old bytes).
  * Threads are stopped, perhaps midway through taking or giving a chunk: a chunk found in
- * neither place keeps its whole range, and a cursor outside its chunk counts for nothing. */
+ * neither place is read up to its handed_out_end (the whole chunk while some region may be
+ * bumping in it), and a cursor outside its chunk counts for nothing. */
 static void limit_to_handed_out(uint32_t *live_end)
 {
     if (!spin_try_lock(&core.threads_lock))
@@ -203,7 +204,7 @@ void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void
             for (uint64_t taken = core.taken[w]; taken; taken &= taken - 1) {
                 uint32_t index = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(taken));
                 if (index < core_config.chunk_count)
-                    live_end[index] = (uint32_t)core_config.chunk_size;
+                    live_end[index] = __atomic_load_n(&core.chunks[index].handed_out_end, __ATOMIC_RELAXED);
             }
         limit_to_handed_out(live_end);
     }
@@ -217,7 +218,7 @@ void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void
                 continue;
             uintptr_t chunk = (uintptr_t)chunk_address(index);
             uint32_t from = __atomic_load_n(&meta->faulted_end, __ATOMIC_ACQUIRE);
-            uint32_t end = live_end ? live_end[index] : (uint32_t)core_config.chunk_size;
+            uint32_t end = live_end ? live_end[index] : __atomic_load_n(&meta->handed_out_end, __ATOMIC_RELAXED);
             if (end > from)
                 visit(chunk + from, chunk + end, data);
         }

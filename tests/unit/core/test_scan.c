@@ -4,6 +4,9 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define DEAD_CHUNKS 24
 #define MARKING_THREADS 4
@@ -140,9 +143,58 @@ static void test_live_ranges_end_where_handed_out(void)
     arena_destroy(arena, NULL, 0);
 }
 
+/* A scan that stops a thread inside a system call of region end, where the kernel delivers the
+ * stop signal: this executable's mprotect (it takes the C library's place for the core) runs
+ * scan_for_each_live_range at the first PROT_NONE call once armed, as such a stop would. */
+static bool probe_armed;
+static unsigned probe_calls;
+static struct visited probe_visits;
+
+int mprotect(void *address, size_t len, int protection)
+{
+    if (probe_armed && protection == PROT_NONE) {
+        probe_armed = false;
+        probe_calls++;
+        scan_for_each_live_range(note_live, &probe_visits);
+    }
+    return (int)syscall(SYS_mprotect, address, len, protection);
+}
+
+static void test_chunk_handed_on_is_read_only_where_handed_out(void)
+{
+    /* Strict region end pops the region, protects its pages (one mprotect) and then gives the
+     * chunk's tail to the thread as a spare: stopped at that mprotect, the chunk is in no region
+     * and no spare.  Its tail was never handed out, and once pages have moved in from done
+     * chunks it holds their old words, which point at their quarantined addresses: read whole,
+     * one thread of small regions kept hundreds of chunks in quarantine (bench/scale.py). */
+    test_setup("");
+    struct thread_state *t = test_thread();
+    region_begin(t, MARKER_API, 0);
+    char *object = region_alloc(t->innermost, 100);
+    REQUIRE(object != NULL);
+    uintptr_t chunk = (uintptr_t)chunk_address(chunk_index_of(object));
+    uintptr_t handed_out = align_up((uintptr_t)object + 100, PAGE_SIZE_BYTES);
+    memset(&probe_visits, 0, sizeof probe_visits);
+    probe_armed = true;
+    region_end(t, 0);
+    probe_armed = false;
+    REQUIRE(probe_calls == 1); /* the stop landed inside region end */
+    uintptr_t start, end;
+    if (live_range_of(&probe_visits, object, &start, &end))
+        CHECK_MSG(end <= handed_out, "read [%#lx, %#lx) of the chunk; handed out below %#lx",
+                  (unsigned long)(start - chunk), (unsigned long)(end - chunk),
+                  (unsigned long)(handed_out - chunk));
+    /* And once it is a spare, nothing of it is read (the spare's offset is where it ended). */
+    REQUIRE(t->spare_count >= 1);
+    struct visited after = { 0 };
+    scan_for_each_live_range(note_live, &after);
+    CHECK(!live_range_of(&after, object, &start, &end));
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(parallel_marks),
     TEST_CASE(live_ranges_end_where_handed_out),
+    TEST_CASE(chunk_handed_on_is_read_only_where_handed_out),
 };
 
 int main(int argc, char **argv)
