@@ -440,9 +440,10 @@ static void follow(void *object, size_t size)
     if (thread_id == 0)
         thread_id = (pid_t)syscall(SYS_gettid);
     struct frame frames[FRAMES_MAX + 8];
-    report_unwind_fixup_before();
+    if (!report_unwind_begin())
+        return; /* a fork is under way: this allocation goes unfollowed */
     unsigned n = walk_stack(frames, FRAMES_MAX + 8);
-    report_unwind_fixup_after();
+    report_unwind_end();
     unsigned first = 0;
     while (first < n && first < 8 && (frames[first].ip == 0 || is_own_frame(frames[first].ip)))
         first++;

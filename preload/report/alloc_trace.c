@@ -40,9 +40,11 @@ __attribute__((noinline)) uint32_t alloc_trace_capture(int32_t marker, unsigned 
         return 0;
     capturing = true;
     void *frames[STACK_DEPTH_MAX + 8];
-    report_unwind_fixup_before();
-    int depth = unw_backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
-    report_unwind_fixup_after();
+    int depth = 0;
+    if (report_unwind_begin()) {
+        depth = unw_backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
+        report_unwind_end();
+    }
     capturing = false;
     if (depth <= (int)skip)
         return 0;
@@ -56,7 +58,10 @@ uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_po
     capturing = true;
     uintptr_t frames[STACK_DEPTH_MAX];
     unsigned depth = 0;
-    report_unwind_fixup_before();
+    if (!report_unwind_begin()) {
+        capturing = false;
+        return 0;
+    }
     /* The registers as they were at pc: the callee-saved ones are taken from here, which is
      * right for callers whose frames are found from the stack pointer (the usual -O2 code). */
     unw_context_t context;
@@ -73,7 +78,7 @@ uint32_t alloc_trace_capture_at(int32_t marker, uintptr_t pc, uintptr_t stack_po
             frames[depth++] = (uintptr_t)ip;
         } while (depth < STACK_DEPTH_MAX && unw_step(&cursor) > 0);
     }
-    report_unwind_fixup_after();
+    report_unwind_end();
     capturing = false;
     return stack_table_intern(frames, depth, marker);
 }

@@ -10,6 +10,7 @@
 #include "symbolize.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,16 +27,48 @@ void report_set_unwind_fixup(const struct unwind_fixup *fixup)
     unwind_fixup = *fixup;
 }
 
-void report_unwind_fixup_before(void)
+/* Walks running now, and whether a fork keeps new ones out (report.h).  Both sides store
+ * first and load second, sequentially consistent: either the walker sees the fork and backs
+ * out, or the fork sees the walker and waits for it. */
+static unsigned unwinds_running;
+static bool unwinds_excluded;
+
+bool report_unwind_begin(void)
 {
+    __atomic_fetch_add(&unwinds_running, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&unwinds_excluded, __ATOMIC_SEQ_CST)) {
+        __atomic_fetch_sub(&unwinds_running, 1, __ATOMIC_SEQ_CST);
+        return false;
+    }
     if (unwind_fixup.before)
         unwind_fixup.before();
+    return true;
 }
 
-void report_unwind_fixup_after(void)
+void report_unwind_end(void)
 {
     if (unwind_fixup.after)
         unwind_fixup.after();
+    __atomic_fetch_sub(&unwinds_running, 1, __ATOMIC_SEQ_CST);
+}
+
+void report_unwind_fork_prepare(void)
+{
+    __atomic_store_n(&unwinds_excluded, true, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&unwinds_running, __ATOMIC_SEQ_CST) != 0)
+        sched_yield();
+}
+
+void report_unwind_fork_parent(void)
+{
+    __atomic_store_n(&unwinds_excluded, false, __ATOMIC_SEQ_CST);
+}
+
+void report_unwind_fork_child(void)
+{
+    /* The child's only thread: counts of threads caught backing out are gone with them. */
+    __atomic_store_n(&unwinds_running, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&unwinds_excluded, false, __ATOMIC_SEQ_CST);
 }
 
 void report_init(struct report *report)
@@ -131,7 +164,10 @@ void report_backtrace(struct report *report, void *ucontext, unsigned skip)
     unw_context_t context;
     unw_cursor_t cursor;
     int status;
-    report_unwind_fixup_before();
+    if (!report_unwind_begin()) {
+        report_string(report, "    (no backtrace: the process was forking)\n");
+        return;
+    }
     if (ucontext) {
         memcpy(&context, ucontext, sizeof context < sizeof(ucontext_t) ? sizeof context : sizeof(ucontext_t));
         status = unw_init_local2(&cursor, &context, UNW_INIT_SIGNAL_FRAME);
@@ -140,7 +176,7 @@ void report_backtrace(struct report *report, void *ucontext, unsigned skip)
         status = unw_init_local(&cursor, &context);
     }
     if (status != 0) {
-        report_unwind_fixup_after();
+        report_unwind_end();
         report_string(report, "    (no backtrace: libunwind could not start)\n");
         return;
     }
@@ -155,7 +191,7 @@ void report_backtrace(struct report *report, void *ucontext, unsigned skip)
         }
         report_frame(report, index++, (uintptr_t)pc);
     } while (index < BACKTRACE_MAX_FRAMES && unw_step(&cursor) > 0);
-    report_unwind_fixup_after();
+    report_unwind_end();
 }
 
 void report_emit(const struct report *report)

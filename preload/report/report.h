@@ -11,6 +11,13 @@
  * Hooked frames return into the exit stub, which no unwinder can step through: the layer that
  * hijacks return addresses registers a fixup (report_set_unwind_fixup) that puts the real
  * ones back for the walk and the stubs after it.
+ *
+ * Unwinders hold locks of their own (libunwind's caches and memory pools, pthread mutexes)
+ * while they walk: a fork at that moment leaves the child's copies locked, and the child's
+ * first backtrace waits for ever.  So every walk runs between report_unwind_begin and
+ * report_unwind_end, and fork (report_unwind_fork_prepare, before any other lock) waits until
+ * no walk is running; a walk that would start meanwhile is skipped (begin returns false), never
+ * waited for, so no lock order can deadlock.
  */
 #ifndef ARENASHIM_PRELOAD_REPORT_H
 #define ARENASHIM_PRELOAD_REPORT_H
@@ -50,8 +57,13 @@ struct unwind_fixup {
     void (*after)(void);
 };
 void report_set_unwind_fixup(const struct unwind_fixup *fixup);
-/* The fixup, for the walks of alloc_trace.c. */
-void report_unwind_fixup_before(void);
-void report_unwind_fixup_after(void);
+/* Around every stack walk (alloc_trace.c, discover.c, report_backtrace): false when a fork is
+ * under way, and the walk must be skipped; after true, report_unwind_end when done. */
+bool report_unwind_begin(void);
+void report_unwind_end(void);
+/* fork: prepare waits until no walk runs and keeps new ones out; parent and child let them in. */
+void report_unwind_fork_prepare(void);
+void report_unwind_fork_parent(void);
+void report_unwind_fork_child(void);
 
 #endif

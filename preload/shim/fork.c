@@ -27,6 +27,7 @@
 
 static void fork_prepare(void)
 {
+    report_unwind_fork_prepare(); /* first: a walk in progress may need any lock below */
     collector_lock();
     report_lock();
     core_lock_all();
@@ -39,6 +40,7 @@ static void fork_parent(void)
     core_unlock_all();
     report_unlock();
     collector_unlock();
+    report_unwind_fork_parent();
 }
 
 static void fork_child(void)
@@ -46,6 +48,7 @@ static void fork_child(void)
     timeseries_unlock();
     core_fork_child(bound_thread);
     report_fork_child();
+    report_unwind_fork_child();
     collector_fork_child();
     signals_fork_child();
     dangling_fork_child();
