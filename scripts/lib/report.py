@@ -259,7 +259,16 @@ def folded(s):
     return list(stacks.items())
 
 
-USAGE = "usage: scripts/arenashim report [--html OUT.html | --folded [OUT]] FILE.json"
+USAGE = "usage: arenashim report [--html OUT.html | --folded [OUT]] FILE.json"
+HELP = USAGE + """
+
+FILE.json is a statistics file (ARENASHIM_OPTIONS=stats_json=PATH writes one at exit).
+  (no option)       print the exit summary again
+  --html OUT.html   write one self-contained page: regions, bytes, quarantine, scans and RSS
+                    over time, region sizes, escape and allocation sites (sortable tables)
+  --folded [OUT]    allocation and escape sites as folded stacks ("frame;frame count", root
+                    first) for flamegraph.pl, inferno or speedscope: to stdout, or to OUT
+"""
 
 
 def parse_arguments(args):
@@ -320,7 +329,7 @@ def main(argv):
     parsed = parse_arguments(argv[1:])
     if isinstance(parsed, str):
         if parsed == "help":
-            print(USAGE)
+            write(sys.stdout, HELP)
             return 0
         write(sys.stderr, "arenashim: report: %s; %s\n" % (parsed, USAGE))
         return 2

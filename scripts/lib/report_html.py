@@ -228,11 +228,11 @@ def line_chart(css_id, caption, t, series, y_kind, width=560, height=240, marks=
     drawn as bands behind the lines."""
     top = max([max(v) if v else 0 for _, v in series] + [0])
     chart = Chart(css_id, width, height, max(t) if t else 1, top or 1, y_kind)
+    # Marks go in a strip along the top of the plot, so that dense ones leave the lines readable.
     for start, end, css, tip in marks:
         x0, x1 = chart.x(start), chart.x(end)
         chart.parts.append('<rect class="%s" x="%.2f" y="%.1f" width="%.2f" height="%.1f"><title>%s</title></rect>'
-                           % (css, x0, chart.y(chart.y_top), max(x1 - x0, 0.8), chart.y(0) - chart.y(chart.y_top),
-                              esc(tip)))
+                           % (css, x0, chart.y(chart.y_top) - 10, max(x1 - x0, 0.8), 9, esc(tip)))
     for i, (name, values) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         points = " ".join("%.1f,%.1f" % (chart.x(a), chart.y(b)) for a, b in zip(t, values))
@@ -303,20 +303,32 @@ def table(css_id, caption, headings, rows):
             % (esc(css_id), esc(caption), esc(caption), len(rows), head, "".join(body)))
 
 
-def frame_name(frame):
-    """'#3 0x55.. request_loop+0x1e12 (main+0xc92)' -> 'main'; without a symbol, module+offset."""
-    text = frame.split(" ", 2)[2] if frame.count(" ") >= 2 else frame
+def frame_parts(frame):
+    """'#3 0xPC module+0xOFF (symbol+0xOFF)' -> ('symbol+0xOFF' or None, 'module+0xOFF', or the pc)."""
+    parts = frame.split(" ", 2)
+    text = parts[2] if len(parts) == 3 else parts[-1]
     if text.endswith(")") and " (" in text:
-        symbol = text[text.rindex(" (") + 2:-1]
-        return symbol.rsplit("+0x", 1)[0] if "+0x" in symbol else symbol
-    return text
+        return text[text.rindex(" (") + 2:-1], text[:text.rindex(" (")]
+    return None, text
+
+
+def frame_place(frame):
+    """Where a frame is: 'main+0xc92', or module+offset without a symbol."""
+    symbol, where = frame_parts(frame)
+    return symbol or where
+
+
+def frame_name(frame):
+    """The function of a frame, 'main' (flame graphs merge by function), or module+offset."""
+    symbol, where = frame_parts(frame)
+    return symbol.rsplit("+0x", 1)[0] if symbol else where
 
 
 def site_rows(sites):
     rows = []
     for site in sites:
         frames = site.get("frames", [])
-        leaf = frame_name(frames[0]) if frames else "(no frames)"
+        leaf = frame_place(frames[0]) if frames else "(no frames)"
         trace = '<details><summary>%s</summary><pre>%s</pre></details>' % (
             esc(leaf), esc("\n".join(frames)))
         rows.append([(esc(site.get("escapes", 0)), site.get("escapes", 0)),
@@ -493,7 +505,7 @@ def section_scans(s, ts):
         marks.append((start + concurrent, start + concurrent + pause, "scan-pause", tip))
     out = ['<div class="charts">']
     if len(t) >= 2:
-        out.append(line_chart("chart-quarantine", "quarantine (bytes waiting for a scan); scans marked: "
+        out.append(line_chart("chart-quarantine", "quarantine (bytes waiting for a scan); scans along the top: "
                               "concurrent part light, pause dark", t,
                               [("quarantine", ts.get("quarantine_bytes", []))], "bytes", marks=marks))
     if records:
@@ -510,7 +522,15 @@ def section_scans(s, ts):
         out.append(line_chart("chart-rss", "resident set (RSS) of the process", t,
                               [("RSS", ts.get("rss_bytes", []))], "bytes"))
     out.append("</div>")
+    return "".join(out)
+
+
+def section_scan_table(ts):
+    records = ts.get("scan_records", [])
+    out = []
     if records:
+        every = ts.get("scans_every", 1)
+        out.append("<h2>Scans%s</h2>" % ("" if every == 1 else " (one in %d recorded)" % every))
         rows = [[(esc(human_seconds(r.get("start_s", 0))), r.get("start_s", 0)),
                  (esc(human_seconds(r.get("concurrent_ns", 0) / 1e9)), r.get("concurrent_ns", 0)),
                  (esc(human_seconds(r.get("pause_ns", 0) / 1e9)), r.get("pause_ns", 0)),
@@ -601,7 +621,7 @@ def page(s, path):
         parts.append('<p class="note">This file has no time series (written by an older arenashim, '
                      'or the series could not be recorded): tables only.</p>')
     parts += ["<h2>Markers</h2>", section_marker_table(s), "<h2>Escapes and allocation sites</h2>", section_sites(s),
-              section_kept(s), "<h2>Counters</h2>", section_counters(s),
+              section_scan_table(ts) if ts else "", section_kept(s), "<h2>Counters</h2>", section_counters(s),
               "</main><script>%s</script></body></html>\n" % SCRIPT]
     return "".join(parts)
 
