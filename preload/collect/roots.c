@@ -38,6 +38,7 @@
 
 #include "proc.h"
 #include "scan_workers.h"
+#include "sys.h"
 #include "write_tracking.h"
 
 #define RED_ZONE_BYTES 128
@@ -519,7 +520,7 @@ void roots_prepare(struct scan_walk *walk, const struct stopped_world *world, co
     walk->caller = *caller;
     walk->pagemap_fd = NO_SWAP_USE_MINCORE;
     if (swap_is_active()) {
-        walk->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        walk->pagemap_fd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
         if (walk->pagemap_fd < 0)
             walk->pagemap_fd = READ_EVERYTHING;
     }
@@ -549,5 +550,5 @@ uint64_t roots_bytes_read_stopped(const struct scan_walk *walk)
 void roots_finish(struct scan_walk *walk)
 {
     if (walk->pagemap_fd >= 0)
-        close(walk->pagemap_fd);
+        sys_close(walk->pagemap_fd);
 }

@@ -147,7 +147,7 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
 {
     char buffer[4096];
     int added = 0;
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = sys_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     for (;;) {
@@ -161,7 +161,7 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
             if (tid <= 0 || tid == self || world_has(world, tid))
                 continue;
             if (world->count == STOPPED_THREADS_MAX) {
-                close(fd);
+                sys_close(fd);
                 return -1;
             }
             struct stopped_thread *slot = &world->threads[world->count];
@@ -173,7 +173,7 @@ static int signal_new_threads(struct stopped_world *world, pid_t self, int gener
             added++;
         }
     }
-    close(fd);
+    sys_close(fd);
     return added;
 }
 

@@ -73,25 +73,25 @@ static void parse_line(char *line, struct mapping *mapping)
 bool proc_maps_for_each(char *buffer, size_t buffer_len,
                         void (*visit)(const struct mapping *mapping, void *data), void *data)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
     size_t used = 0;
     for (;;) {
         if (used + 1 >= buffer_len) {
-            close(fd);
+            sys_close(fd);
             return false;
         }
         ssize_t n = sys_read(fd, buffer + used, buffer_len - 1 - used);
         if (n < 0) {
-            close(fd);
+            sys_close(fd);
             return false;
         }
         if (n == 0)
             break;
         used += (size_t)n;
     }
-    close(fd);
+    sys_close(fd);
     buffer[used] = '\0';
     for (char *line = buffer; *line;) {
         char *newline = strchr(line, '\n');
@@ -109,11 +109,11 @@ bool proc_maps_for_each(char *buffer, size_t buffer_len,
 
 bool proc_read_file(const char *path, char *buffer, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = sys_open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
     ssize_t got = sys_read(fd, buffer, len - 1);
-    close(fd);
+    sys_close(fd);
     if (got <= 0)
         return false;
     buffer[got] = '\0';
@@ -123,7 +123,7 @@ bool proc_read_file(const char *path, char *buffer, size_t len)
 unsigned long proc_count_mappings(void)
 {
     char buffer[4096];
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     unsigned long lines = 0;
@@ -131,7 +131,7 @@ unsigned long proc_count_mappings(void)
     while ((got = sys_read(fd, buffer, sizeof buffer)) > 0)
         for (ssize_t i = 0; i < got; i++)
             lines += buffer[i] == '\n';
-    close(fd);
+    sys_close(fd);
     return lines;
 }
 
