@@ -94,6 +94,12 @@ def check(s):
         for key in ("interval_s",):
             if key in ts:
                 _need(_is_number(ts[key]), "timeseries." + key, "a number")
+        for key in ("thinned", "samples_max", "markers_max", "scans_max", "scans_every", "markers_without_series"):
+            if key in ts:
+                _need(_is_count(ts[key]), "timeseries." + key, "a count")
+    for key in ("trace_allocs", "alloc_sites_total", "alloc_sites_omitted_allocations"):
+        if key in s:
+            _need(_is_count(s[key]), key, "a count")
     for key in ("alloc_sites", "escape_sites"):
         sites = s.get(key, [])
         _need(isinstance(sites, list), key, "a list")
