@@ -26,22 +26,25 @@ static struct {
 } scan_state = { .kept_lock = SPIN_LOCK_INIT };
 static scan_kernel_fn scan_kernel;
 
-static bool ensure_bitmaps(void)
+/* Each bitmap is asked for until it is had (metadata may run out), and kept once it is. */
+bool scan_bitmaps_ready(void)
 {
-    if (scan_state.quarantined)
-        return true;
     size_t words = bitmap_words(core_config.chunk_count);
-    scan_state.quarantined = metadata_map(words * sizeof(uint64_t));
-    scan_state.marked = metadata_map(words * sizeof(uint64_t));
+    if (scan_state.quarantined == NULL)
+        scan_state.quarantined = metadata_map(words * sizeof(uint64_t));
+    if (scan_state.marked == NULL)
+        scan_state.marked = metadata_map(words * sizeof(uint64_t));
+    if (scan_state.live_end == NULL)
+        scan_state.live_end = metadata_map(sizeof(uint32_t) * core_config.chunk_count);
     scan_state.bitmap_words = words;
-    scan_state.live_end = metadata_map(sizeof(uint32_t) * core_config.chunk_count);
-    scan_kernel = scan_kernel_select();
+    if (scan_kernel == NULL)
+        scan_kernel = scan_kernel_select();
     return scan_state.quarantined && scan_state.marked && scan_state.live_end;
 }
 
 uint64_t scan_snapshot(void)
 {
-    if (!ensure_bitmaps())
+    if (!scan_bitmaps_ready())
         return 0;
     memset(scan_state.quarantined, 0, scan_state.bitmap_words * sizeof(uint64_t));
     memset(scan_state.marked, 0, scan_state.bitmap_words * sizeof(uint64_t));
@@ -197,7 +200,7 @@ static void limit_to_handed_out(uint32_t *live_end)
 void scan_for_each_live_range(void (*visit)(uintptr_t start, uintptr_t end, void *data), void *data)
 {
     /* Without the scratch array (no metadata left) every live chunk is read whole. */
-    uint32_t *live_end = ensure_bitmaps() ? scan_state.live_end : NULL;
+    uint32_t *live_end = scan_bitmaps_ready() ? scan_state.live_end : NULL;
     size_t words = bitmap_words(core_config.chunk_count);
     if (live_end) {
         for (size_t w = 0; w < words; w++)

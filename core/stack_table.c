@@ -20,6 +20,7 @@ static struct {
     spin_lock lock;
     uint32_t count;
     struct stack_record *records;
+    struct stack_record *unpublished_records; /* had, until the slots are too */
     uint32_t *slots; /* id, or 0 for empty */
 } table;
 
@@ -43,14 +44,18 @@ uint32_t stack_table_intern(const uintptr_t *pcs, unsigned depth, int32_t marker
     uint64_t hash = hash_stack(pcs, depth);
     spin_lock_acquire(&table.lock);
     if (table.records == NULL) {
-        struct stack_record *records = metadata_map(sizeof(struct stack_record) * STACK_TABLE_CAPACITY);
-        table.slots = metadata_map(sizeof(uint32_t) * HASH_SLOTS);
-        if (records == NULL || table.slots == NULL) {
+        /* Each part is asked for until it is had, and kept once it is: when metadata runs
+         * out, a retry must not take again what an earlier try got. */
+        if (table.slots == NULL)
+            table.slots = metadata_map(sizeof(uint32_t) * HASH_SLOTS);
+        if (table.unpublished_records == NULL)
+            table.unpublished_records = metadata_map(sizeof(struct stack_record) * STACK_TABLE_CAPACITY);
+        if (table.unpublished_records == NULL || table.slots == NULL) {
             spin_lock_release(&table.lock);
             return 0;
         }
         /* Published for stack_table_get, which reads without the lock. */
-        __atomic_store_n(&table.records, records, __ATOMIC_RELEASE);
+        __atomic_store_n(&table.records, table.unpublished_records, __ATOMIC_RELEASE);
     }
     uint32_t id = 0;
     for (uint64_t slot = hash % HASH_SLOTS;; slot = (slot + 1) % HASH_SLOTS) {

@@ -518,6 +518,8 @@ struct scan_kept {
 /* 1. Under the core's lock, world running: returns the number of quarantined chunks
  *    (0: nothing to do). */
 uint64_t scan_snapshot(void);
+/* The scan's bitmaps, made on first use: false while metadata cannot be had. */
+bool scan_bitmaps_ready(void);
 /* 2. Marking, from any number of threads at once, world stopped or not (the caller makes sure
  *    that what it reads while the program runs is read again if written meanwhile): read
  *    [start, end) (8-byte aligned inside) as candidate pointers. */

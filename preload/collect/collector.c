@@ -81,7 +81,8 @@ static bool buffers_ready(void)
         walk_buffer = metadata_map(roots_walk_size());
     if (kept_buffer == NULL)
         kept_buffer = metadata_map(sizeof(struct scan_kept) * SCAN_KEPT_MAX);
-    return maps_buffer && world.threads && walk_buffer && kept_buffer && roots_buffers(walk_buffer);
+    return maps_buffer && world.threads && walk_buffer && kept_buffer && roots_buffers(walk_buffer) &&
+           scan_bitmaps_ready();
 }
 
 /* The referrers the core remembered, with the stacks and jemalloc's heap named among the
@@ -164,7 +165,16 @@ static void describe_path(bool concurrent, unsigned threads)
 static void scan_once(const struct roots_caller *caller, const jmp_buf *registers)
 {
     uint64_t quarantine_before = quarantine_bytes();
-    if (scan_snapshot() == 0 || !buffers_ready())
+    if (!buffers_ready()) {
+        static int warned;
+        if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+            log_warn("the scan cannot run: the kernel refused memory for its buffers (%zu bytes of "
+                     "metadata so far); dead regions stay in quarantine, and once the chunk reservation "
+                     "is full region allocations fall back to the heap", metadata_taken_bytes());
+        stats_add(&core_counters.scan_giveups, 1);
+        return;
+    }
+    if (scan_snapshot() == 0)
         return;
     struct scan_figures figures = { .threads = scan_workers_start(marking_threads_wanted()) };
     leave_arenashim_threads_running();

@@ -1504,8 +1504,12 @@ def syscall_failure_cases(B):
                        "regions begun %d ended %d, expected 3000" % (s["regions_begun"], s["regions_ended"]))
                 warnings = [l for l in run.err.splitlines() if "arenashim: warning" in l]
                 if mode == "memory":
-                    expect(len(warnings) == 1 and "refused chunk memory" in warnings[0]
-                           and "not the mapping limit" in warnings[0], "warnings: %r" % warnings)
+                    # One warning per thing that failed: chunk memory, and (when the scan's
+                    # buffers were not made before the filter) the scan.
+                    chunk = [w for w in warnings if "refused chunk memory" in w]
+                    scan = [w for w in warnings if "the scan cannot run" in w]
+                    expect(len(chunk) == 1 and "not the mapping limit" in chunk[0] and len(scan) <= 1
+                           and len(warnings) == len(chunk) + len(scan), "warnings: %r" % warnings)
                     expect(s["fallback_allocs"] > 0 and 0 < s["kernel_refusals"] <= 2000,
                            "fallback_allocs %d, kernel_refusals %d (at most one per region after the "
                            "filter)" % (s["fallback_allocs"], s["kernel_refusals"]))
@@ -1517,6 +1521,29 @@ def syscall_failure_cases(B):
                               [B + "syscall_failures", mode, "3000"], options=options or None, stats=True,
                               env={"ARENASHIM_REGIONS": "work"}, same_as_plain=True,
                               stdout_has="OK %s " % mode, check=check))
+    # Metadata refused (its commits fail, chunks are still had) from the start, or after the
+    # first scans: the scan's buffers and the traced stacks' table cannot be made.  Once, a
+    # table half made was taken again on every traced allocation (1.8 TB of metadata_bytes),
+    # and a scan with half its bitmaps would have read a null one.
+    for first, options in (("0", "quarantine_max=1M,trace_allocs=1"), ("1000", "trace_allocs=1"),
+                           ("1000", "quarantine_max=1M")):
+        def metadata_check(run, case_dir, first=first, options=options):
+            s = run.stats
+            expect(s["regions_begun"] == s["regions_ended"] == 3000,
+                   "regions begun %d ended %d, expected 3000" % (s["regions_begun"], s["regions_ended"]))
+            expect(s["metadata_bytes"] < 256 << 20, "metadata_bytes %d: taken again and again" % s["metadata_bytes"])
+            warnings = [l for l in run.err.splitlines() if "arenashim: warning" in l]
+            if first == "1000" and options == "quarantine_max=1M":
+                # The scan's buffers were made before the filter: scans go on.
+                expect(not warnings and s["scans"] > 0 and s["chunks_released"] > 0,
+                       "warnings %r, scans %d, chunks released %d" % (warnings, s["scans"], s["chunks_released"]))
+            else:
+                expect(len(warnings) == 1 and "the scan cannot run" in warnings[0], "warnings: %r" % warnings)
+                expect(s["scans"] == 0 and s["scan_giveups"] > 0, "scans %d, giveups %d" % (s["scans"], s["scan_giveups"]))
+        cases.append(Case("limits/failing-metadata-from-%s-%s" % (first, options),
+                          [B + "syscall_failures", "metadata", "3000", first], options=options, stats=True,
+                          env={"ARENASHIM_REGIONS": "work"}, same_as_plain=True,
+                          stdout_has="OK metadata ", check=metadata_check))
     return cases
 
 
