@@ -49,6 +49,7 @@ INSTALLED = {
     "man1": "usr/share/man/man1/arenashim.1",
     "man3": "usr/share/man/man3/arenashim.3",
     "report": "usr/share/arenashim/report.py",
+    "report_html": "usr/share/arenashim/report_html.py",
     "discover": "usr/share/arenashim/discover.py",
     "paths": "usr/share/arenashim/paths.sh",
 }
@@ -177,7 +178,7 @@ def installed_files(ctx):
     for what, relative in INSTALLED.items():
         expect((install.root / relative).is_file(), "meson install did not install %s (%s)" % (relative, what))
     expect(os.access(install.path("launcher"), os.X_OK), "the launcher is not executable")
-    for what in ("launcher", "paths", "pkgconfig", "report", "discover"):
+    for what in ("launcher", "paths", "pkgconfig", "report", "report_html", "discover"):
         text = install.path(what).read_text()
         expect(str(ROOT) not in text, "%s names the checkout %s" % (INSTALLED[what], ROOT))
     paths = install.path("paths").read_text()
@@ -222,12 +223,25 @@ def pkg_config(ctx):
 
 @case
 def report_installed(ctx):
-    """`arenashim report` from the installed tree prints the summary of a saved file, and
-    refuses a missing one with exit status 2 and one line."""
+    """`arenashim report` from the installed tree prints the summary of a saved file, writes its
+    HTML page and folded stacks, and refuses a missing one with exit status 2 and one line."""
     install = ctx.installation()
     _, stats = launcher_check_run(ctx, install.root)
     out, _ = expect_ok([install.path("launcher"), "report", stats])
     expect("regions" in out and "handle" in out, "arenashim report:\n%s" % out)
+    page = ctx.tmp / "report.html"
+    expect_ok([install.path("launcher"), "report", "--html", page, stats])
+    html = page.read_text()
+    expect(html.lstrip().lower().startswith("<!doctype html") and "handle" in html and "<svg" in html,
+           "arenashim report --html wrote %d bytes without the marker's charts" % len(html))
+    # Allocation sites are recorded when traced: every allocation of handle's regions here.
+    program, traced = ctx.compile_api_program(install.root), ctx.tmp / "traced.json"
+    expect_ok([install.path("launcher"), "--region", "handle", "--options",
+               "trace_allocs=1,stats_json=%s" % traced, "--", program])
+    out, _ = expect_ok([install.path("launcher"), "report", "--folded", traced])
+    lines = out.splitlines()
+    expect(lines and all(re.fullmatch(r"\S.* \d+", l) for l in lines)
+           and any(";" in l and "handle" in l for l in lines), "--folded output:\n%s" % out[:2000])
     rc, out, err = run_command([install.path("launcher"), "report", ctx.tmp / "missing.json"])
     expect(rc == 2 and out == "" and len(err.splitlines()) == 1 and "missing.json" in err,
            "a missing file: exit %s, stderr %r" % (rc, err))
