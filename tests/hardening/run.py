@@ -26,7 +26,13 @@ Runs real programs under the preload, as users do:
   its worker threads: its signals reach it as without arenashim, and scans still work;
 - a program that makes 1000 and 4000 short-lived threads calling a marked function: the
   metadata arenashim keeps (statistics: metadata_bytes) is the same for both, because each
-  thread's shadow stack is pooled at its exit (160 KiB a thread without it).
+  thread's shadow stack is pooled at its exit (160 KiB a thread without it);
+- a soak slice (bench/soak.py runs the same program for a million regions): 50,000 regions
+  over 4 threads in 40 cycles, each with a library loaded and unloaded whose function is the
+  marker (hooked again after every load), an explicit scan, and in 20 of them a fork whose
+  child loads the library too: kernel mappings, descriptors, RSS and metadata stay where
+  they were after the warm-up, and the same bounds catch a program that leaks one
+  descriptor or one mapping a cycle.
 
 Prints PASS/FAIL per case and ends with "N passed, N failed"; exit status 1 on failure.
 
@@ -73,9 +79,12 @@ class Context:
                 return os.path.join(directory, name)
         raise Failure("%s is not installed (scripts/lib/setup.sh installs it)" % name)
 
-    def run(self, argv, regions=None, options=None, stdin=None, timeout=120, preload=True):
-        """One process, plain or under the preload; returns a harness.Run with .stats."""
+    def run(self, argv, regions=None, options=None, stdin=None, timeout=120, preload=True, env=None):
+        """One process, plain or under the preload; returns a harness.Run with .stats.  env:
+        variables added to the clean environment."""
+        extra = env or {}
         env = harness.clean_env()
+        env.update(extra)
         stats = self.tmp / "stats.json"
         if stats.exists():
             stats.unlink()
@@ -412,6 +421,94 @@ def out_of_kernel_mappings(ctx):
     expect(0 < stats["kernel_refusals"] <= stats["regions_begun"],
            "%d refusals for %d regions" % (stats["kernel_refusals"], stats["regions_begun"]))
     expect(stats["fallback_allocs"] >= 20 * 4000, "fallback allocations %d" % stats["fallback_allocs"])
+
+
+SOAK_MARKER = "libsoakplugin.so:soak_plugin_work"
+SOAK_WARMUP = 4          # cycles before the first checkpoint that counts
+SOAK_WINDOW = 3          # checkpoints compared at each end
+# What may differ between the first checkpoints after the warm-up and the last ones.  Kernel
+# mappings move by a few as chunks are split and merged (109-117 here over 40 cycles); RSS by
+# a chunk's huge page or two.  A leak of one descriptor or one mapping a cycle grows by about
+# 30 over the 40 cycles (soak_slice checks that these bounds catch it).
+SOAK_BOUNDS = {"maps": 8, "fds": 2, "rss_kib": 16 << 10, "metadata_bytes": 1 << 20}
+
+
+def soak_checkpoints(out):
+    """The CHECKPOINT lines of tests/hardening/programs/soak.c as dicts of ints (floats for
+    seconds)."""
+    points = []
+    for line in out.splitlines():
+        if line.startswith("CHECKPOINT "):
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            points.append({k: float(v) if k == "seconds" else int(v) for k, v in fields.items()})
+    return points
+
+
+def soak_growth(points):
+    """What grew from the first checkpoints after the warm-up to the last ones, past
+    SOAK_BOUNDS: a list of 'name: first -> last' strings (empty when all stayed bounded).
+    The first is the largest of the first SOAK_WINDOW, the last the smallest of the last
+    SOAK_WINDOW, so the noise of a single checkpoint cannot make a failure."""
+    first, last = points[SOAK_WARMUP:SOAK_WARMUP + SOAK_WINDOW], points[-SOAK_WINDOW:]
+    grown = []
+    for key, bound in SOAK_BOUNDS.items():
+        before, after = max(p[key] for p in first), min(p[key] for p in last)
+        if after - before > bound:
+            grown.append("%s: %d -> %d (bound +%d)" % (key, before, after, bound))
+    return grown
+
+
+def soak_run(ctx, leak=None):
+    program, plugin = ctx.program("soak"), ctx.program("libsoakplugin.so")
+    argv = [program, "50000", "4", "40", "20", plugin]
+    env_leak = {"SOAK_LEAK": leak} if leak else {}
+    run = ctx.run(argv, regions=SOAK_MARKER, timeout=300, env=env_leak)
+    expect(run.rc == 0, "soak%s: %s\n%s" % (" (leak %s)" % leak if leak else "",
+                                             harness.describe_status(run.rc), run.err[-1500:]))
+    points = soak_checkpoints(run.out)
+    expect(len(points) == 40, "%d checkpoints, expected 40:\n%s" % (len(points), run.out[-800:]))
+    return run, points
+
+
+@case
+def soak_slice(ctx):
+    """50,000 regions over 4 threads in 40 cycles of a library with a marker loaded and
+    unloaded, explicit scans and 20 forks: the marker made its regions after every load (in
+    the children too), and kernel mappings, descriptors, RSS and metadata stay bounded.
+
+    The bounds were checked to fail on a leak: SOAK_LEAK=fd (a descriptor a cycle) and
+    SOAK_LEAK=map (a file mapping a cycle) make the program leak, and this case runs both and
+    expects soak_growth to name fds and maps respectively (about 30 of each over the 40
+    cycles).  Run with SOAK_LEAK=fd or SOAK_LEAK=map in the environment, the case itself
+    fails ("fds: 14 -> 45 (bound +2)", "maps: 122 -> 151 (bound +8)" when it was written)."""
+    plain = ctx.run([ctx.program("soak"), "50000", "4", "40", "20", ctx.program("libsoakplugin.so")],
+                    preload=False)
+    expect(plain.rc == 0, "plain run: %s\n%s" % (harness.describe_status(plain.rc), plain.err[-800:]))
+    run, points = soak_run(ctx)
+    result = [l for l in run.out.splitlines() if l.startswith("RESULT ")]
+    expect(result and result == [l for l in plain.out.splitlines() if l.startswith("RESULT ")],
+           "RESULT differs from the plain run's: %r, plain %r" % (result, plain.out[-300:]))
+    expect("forks_ok=20/20" in result[0], "a child failed: %s" % result[0])
+    expect("MARKER hooked_cycles=40/40" in run.out,
+           "the marker was not hooked again after every load: %s" % run.out.splitlines()[-1])
+    unhooked = [p["cycle"] for p in points if p["marker_regions"] != 10]
+    expect(not unhooked, "cycles where the marker made not 10 regions: %s" % unhooked)
+    last = points[-1]
+    expect(last["regions_begun"] == last["regions_ended"] == 50000 + 40 * 10,
+           "regions begun %d, ended %d; expected %d" % (last["regions_begun"], last["regions_ended"], 50400))
+    expect(last["scans"] >= 20 and last["chunks_released"] > 0,  # a scan of an empty quarantine is none
+           "scans %d, chunks released %d" % (last["scans"], last["chunks_released"]))
+    grown = soak_growth(points)
+    expect(not grown, "grew over the soak: %s" % "; ".join(grown))
+    for leak, key in (("fd", "fds"), ("map", "maps")):
+        leaky = soak_growth(soak_run(ctx, leak)[1])
+        expect(any(g.startswith(key + ":") for g in leaky),
+               "the bounds did not catch a leak of one %s a cycle (%s)" % (leak, leaky or "nothing grew"))
+    first = points[SOAK_WARMUP]
+    print("    after the warm-up -> at the end: maps %d -> %d, fds %d -> %d, RSS %d -> %d KiB, "
+          "metadata %d -> %d bytes" % (first["maps"], last["maps"], first["fds"], last["fds"],
+                                      first["rss_kib"], last["rss_kib"], first["metadata_bytes"],
+                                      last["metadata_bytes"]))
 
 
 def main():
