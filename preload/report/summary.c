@@ -126,6 +126,23 @@ void summary_append_text(struct text *out)
 
 /* Does site a come before site b among the allocation sites: those with escapes first, then
  * by traced allocations. */
+/* One site of escape_sites or alloc_sites: its counts, marker and symbolised frames. */
+static void append_site_json(struct text *out, const struct stack_record *site)
+{
+    text_append(out, "{\"escapes\": %llu, \"allocations\": %llu, \"marker\": ",
+                (unsigned long long)site->escapes, (unsigned long long)site->allocations);
+    text_json_string(out, marker_name(site->marker));
+    text_append(out, ", \"frames\": [");
+    for (unsigned f = 0; f < site->depth; f++) {
+        char line[320];
+        format_frame(line, sizeof line, f, site->pcs[f]);
+        if (f)
+            text_append(out, ", ");
+        text_json_string(out, line);
+    }
+    text_append(out, "]}");
+}
+
 static bool site_before(const struct stack_record *a, const struct stack_record *b)
 {
     if ((a->escapes != 0) != (b->escapes != 0))
@@ -164,19 +181,9 @@ void summary_append_alloc_sites_json(struct text *out)
     }
     text_append(out, "\"alloc_sites\": [");
     for (unsigned i = 0; i < count; i++) {
-        const struct stack_record *site = stack_table_get(ids[i]);
-        text_append(out, "%s{\"allocations\": %llu, \"escapes\": %llu, \"marker\": ", i ? ", " : "",
-                    (unsigned long long)site->allocations, (unsigned long long)site->escapes);
-        text_json_string(out, marker_name(site->marker));
-        text_append(out, ", \"frames\": [");
-        for (unsigned f = 0; f < site->depth; f++) {
-            char line[320];
-            format_frame(line, sizeof line, f, site->pcs[f]);
-            if (f)
-                text_append(out, ", ");
-            text_json_string(out, line);
-        }
-        text_append(out, "]}");
+        if (i)
+            text_append(out, ", ");
+        append_site_json(out, stack_table_get(ids[i]));
     }
     text_append(out, "], \"alloc_sites_total\": %u, \"alloc_sites_omitted_allocations\": %llu",
                 total, (unsigned long long)omitted);
@@ -188,19 +195,9 @@ void summary_append_json(struct text *out)
     unsigned count = top_sites(ids, SITES_SHOWN);
     text_append(out, "\"escape_sites\": [");
     for (unsigned i = 0; i < count; i++) {
-        const struct stack_record *site = stack_table_get(ids[i]);
-        text_append(out, "%s{\"escapes\": %llu, \"allocations\": %llu, \"marker\": ", i ? ", " : "",
-                   (unsigned long long)site->escapes, (unsigned long long)site->allocations);
-        text_json_string(out, marker_name(site->marker));
-        text_append(out, ", \"frames\": [");
-        for (unsigned f = 0; f < site->depth; f++) {
-            char line[320];
-            format_frame(line, sizeof line, f, site->pcs[f]);
-            if (f)
-                text_append(out, ", ");
-            text_json_string(out, line);
-        }
-        text_append(out, "]}");
+        if (i)
+            text_append(out, ", ");
+        append_site_json(out, stack_table_get(ids[i]));
     }
     text_append(out, "], \"verdicts\": [");
     for (unsigned i = 0; i < marker_table_count(); i++) {
