@@ -4,6 +4,8 @@
  */
 #include "check.h"
 
+#include <pthread.h>
+
 #include "proc.h"
 
 struct runs {
@@ -69,8 +71,38 @@ static void test_present_runs_inside_pages(void)
     close(pagemap_fd);
 }
 
+/* arenashim reads /proc under its own locks (the time series samples the resident set):
+ * a read that is a cancellation point would unwind a cancelled thread with the lock held. */
+static int cancel_sent, read_returned;
+
+static void *read_with_a_cancel_pending(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&cancel_sent, __ATOMIC_SEQ_CST))
+        ; /* no cancellation point until the read */
+    char buffer[128];
+    bool read = proc_read_file("/proc/self/statm", buffer, sizeof buffer);
+    __atomic_store_n(&read_returned, read ? 1 : 2, __ATOMIC_SEQ_CST);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void test_reading_is_no_cancellation_point(void)
+{
+    pthread_t reader;
+    REQUIRE(pthread_create(&reader, NULL, read_with_a_cancel_pending, NULL) == 0);
+    REQUIRE(pthread_cancel(reader) == 0);
+    __atomic_store_n(&cancel_sent, 1, __ATOMIC_SEQ_CST);
+    void *result;
+    REQUIRE(pthread_join(reader, &result) == 0);
+    CHECK(result == PTHREAD_CANCELED);
+    CHECK_MSG(__atomic_load_n(&read_returned, __ATOMIC_SEQ_CST) == 1,
+              "proc_read_file was a cancellation point (returned: %d)", read_returned);
+}
+
 static const struct test_case cases[] = {
     TEST_CASE(present_runs_inside_pages),
+    TEST_CASE(reading_is_no_cancellation_point),
 };
 
 int main(int argc, char **argv)
