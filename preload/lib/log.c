@@ -2,19 +2,49 @@
  * log.c — the log: one output path for reports, warnings and the summary (see log.h).
  *
  * Layer: preload, lib.  Formatting goes through vsnprintf into a buffer on the stack: no
- * stdio stream, no malloc.
+ * stdio stream, no malloc.  A log file is opened by the first message (log_open_later), so
+ * the descriptor exists only in processes that write to it.
  */
 #include "log.h"
 #include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-int log_fd = STDERR_FILENO;
+/* The log's descriptor: stderr, a file, or LOG_DEFERRED until the first message opens
+ * deferred_path (log_open_later).  Written once by whichever message comes first (a
+ * compare-and-swap: reports come from signal handlers on any thread, on stacks too small for
+ * a path, so the path is expanded beforehand). */
+#define LOG_DEFERRED (-2)
+static int log_fd = STDERR_FILENO;
+static char deferred_pattern[PATH_MAX + 1024 + 2]; /* absolute, with "%p" */
+static char deferred_path[sizeof deferred_pattern + 64]; /* expanded for this process */
+
+static int open_for_appending(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+}
+
+static int log_descriptor(void)
+{
+    int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+    if (fd != LOG_DEFERRED)
+        return fd;
+    int opened = open_for_appending(deferred_path);
+    if (opened < 0)
+        opened = STDERR_FILENO;
+    if (__atomic_compare_exchange_n(&log_fd, &fd, opened, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return opened;
+    if (opened != STDERR_FILENO)
+        sys_close(opened); /* another thread's message opened it first */
+    return fd;
+}
 
 bool write_all(int fd, const char *text, size_t len)
 {
@@ -32,7 +62,7 @@ bool write_all(int fd, const char *text, size_t len)
 
 void log_write(const char *text, size_t len)
 {
-    write_all(log_fd, text, len);
+    write_all(log_descriptor(), text, len);
 }
 
 /* "PREFIX" + the formatted message + "\n", cut to the buffer, written to fd in one go. */
@@ -54,7 +84,7 @@ void log_warn(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    write_line(log_fd, "arenashim: warning: ", format, args);
+    write_line(log_descriptor(), "arenashim: warning: ", format, args);
     va_end(args);
 }
 
@@ -62,7 +92,7 @@ void log_note(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    write_line(log_fd, "arenashim: ", format, args);
+    write_line(log_descriptor(), "arenashim: ", format, args);
     va_end(args);
 }
 
@@ -102,16 +132,28 @@ void path_expand(char *out, size_t len, const char *pattern)
     out[used < len ? used : len - 1] = '\0';
 }
 
-bool log_open(const char *pattern, char *path, size_t path_len)
+bool log_check(const char *pattern, char *path, size_t path_len)
 {
     path_expand(path, path_len, pattern);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+    if (errno != ENOENT)
         return false;
-    if (log_fd != STDERR_FILENO)
-        close(log_fd);
-    log_fd = fd;
-    return true;
+    char directory[PATH_MAX];
+    snprintf(directory, sizeof directory, "%s", path);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL)
+        strcpy(directory, ".");
+    else if (slash == directory)
+        directory[1] = '\0';
+    else
+        *slash = '\0';
+    /* Missing: a file can be made there when the directory can be written (ENOENT when the
+     * directory itself is missing). */
+    return faccessat(AT_FDCWD, directory, W_OK | X_OK, AT_EACCESS) == 0;
 }
 
 void file_write_atomically(const char *path, const char *text, size_t len)
@@ -127,4 +169,28 @@ void file_write_atomically(const char *path, const char *text, size_t len)
         rename(temporary, path);
     else
         unlink(temporary);
+}
+
+void log_open_later(const char *pattern)
+{
+    size_t used = 0;
+    if (pattern[0] != '/' && getcwd(deferred_pattern, PATH_MAX) != NULL) {
+        used = strlen(deferred_pattern);
+        deferred_pattern[used++] = '/';
+    }
+    snprintf(deferred_pattern + used, sizeof deferred_pattern - used, "%s", pattern);
+    path_expand(deferred_path, sizeof deferred_path, deferred_pattern);
+    int previous = __atomic_exchange_n(&log_fd, LOG_DEFERRED, __ATOMIC_ACQ_REL);
+    if (previous >= 0 && previous != STDERR_FILENO)
+        close(previous);
+}
+
+void log_fork_child(void)
+{
+    if (strstr(deferred_pattern, "%p") == NULL)
+        return;
+    path_expand(deferred_path, sizeof deferred_path, deferred_pattern);
+    int fd = __atomic_exchange_n(&log_fd, LOG_DEFERRED, __ATOMIC_ACQ_REL);
+    if (fd >= 0 && fd != STDERR_FILENO)
+        sys_close(fd);
 }

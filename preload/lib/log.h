@@ -20,9 +20,6 @@ enum arenashim_exit_status {
     EXIT_DANGLING = 139,     /* a dangling access whose SIGSEGV could not be delivered (128 + 11) */
 };
 
-/* The log's descriptor: stderr until log_open. */
-extern int log_fd;
-
 /* Writes all of text to the log, retrying short writes; errors are dropped (there is no one
  * left to tell). */
 void log_write(const char *text, size_t len);
@@ -43,9 +40,21 @@ bool write_all(int fd, const char *text, size_t len);
 void file_write_atomically(const char *path, const char *text, size_t len);
 /* Expands "%p" in pattern to the process id, so each process of a tree gets its own file. */
 void path_expand(char *out, size_t len, const char *pattern);
-/* Opens the log named by pattern for appending, creating it 0644 at most, never following a
- * symbolic link at the path (the report would go wherever it points, with this process's
- * rights).  false with errno set when it cannot; path gets the expanded name. */
-bool log_open(const char *pattern, char *path, size_t path_len);
+/* Whether the log named by pattern can be opened for appending, without creating it: an
+ * existing file is opened (never through a symbolic link at the path: the report would go
+ * wherever it points, with this process's rights) and closed; a missing one needs a directory
+ * this process can write.  false with errno set when it cannot; path gets the expanded name. */
+bool log_check(const char *pattern, char *path, size_t path_len);
+/* The log becomes the file named by pattern (made absolute against the current directory
+ * now), created 0644 at most and opened for appending at the first message: a process with
+ * nothing to say holds no descriptor of ours and creates no file, so a program that lists or
+ * numbers its descriptors sees none, and a process that changes user before exec (su, setpriv,
+ * subprocess's user=) finds no file of its process id made by the user it was.  When the file
+ * cannot be opened then, messages go to stderr. */
+void log_open_later(const char *pattern);
+/* In a forked child: when the log names the process ("%p"), the inherited one is closed and
+ * the child's own file opened at its first message (log_open_later's directory, not the
+ * child's current one). */
+void log_fork_child(void);
 
 #endif

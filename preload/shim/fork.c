@@ -6,13 +6,12 @@
  * #2019).  The locks that guard structures the child goes on using (the scan, the report
  * writer, the core's chunk table, thread list and pools) are taken before fork and released
  * in both processes, so their structures are whole in the child; every other lock, held only
- * for short table updates, is reset in the child.  The child's log reopens when log_path
- * names the process ("%p").
+ * for short table updates, is reset in the child.  The child's log reopens, at its first
+ * message, when log_path names the process ("%p").
  */
 #include "shim.h"
 
 #include <pthread.h>
-#include <string.h>
 
 #include "collector.h"
 #include "dangling.h"
@@ -58,11 +57,10 @@ static void fork_child(void)
     shadow_stack_fork_child();
     discover_fork_child();
     binding_fork_child();
-    if (core_config.options.log_path[0] && strstr(core_config.options.log_path, "%p")) {
-        /* A child that does not exec reports into its own file. */
-        char path[OPTIONS_PATH_MAX + 32];
-        log_open(core_config.options.log_path, path, sizeof path);
-    }
+    /* A child that does not exec reports into its own file, opened when it has something to
+     * say: one that changes user and execs must not find a file of its process id created by
+     * this user (test_subprocess's test_user: the exec'd image could not open it). */
+    log_fork_child();
 }
 
 void fork_handlers_install(void)

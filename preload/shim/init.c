@@ -58,8 +58,13 @@ static void read_options(struct options *options)
 static void open_log(const struct options *options)
 {
     char path[OPTIONS_PATH_MAX + 32];
-    if (options->log_path[0] == '\0' || log_open(options->log_path, path, sizeof path))
+    if (options->log_path[0] == '\0')
         return;
+    /* Checked now, to say at once when it cannot be written; made at the first message. */
+    if (log_check(options->log_path, path, sizeof path)) {
+        log_open_later(options->log_path);
+        return;
+    }
     int error = errno;
     log_fatal_startup("ARENASHIM_OPTIONS: log_path=%s: cannot open '%s' for appending (%s); give a "
                       "writable file path", options->log_path, path,

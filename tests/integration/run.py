@@ -1648,6 +1648,67 @@ def issue14_verbose_cases(B):
     return c
 
 
+# --- the log file of log_path, found by tests/peer (Python's test_subprocess) -------------------
+
+def log_file_case(how):
+    """log_path=DIR/log.%p in a world-writable DIR, as a test harness sets it up.
+
+    exec-as-nobody: setpriv changes user and execs `id -u` (the same process id): the program
+      runs as nobody, and its exit summary (stats=1) is in a log file nobody owns.  The log was
+      created by the process root started, so the program could not open it and stopped with
+      exit status 2;
+    fork-exec-as-nobody: Python's subprocess with user= forks, the child changes user and execs
+      counted: the same, through the file the forked child made (test_subprocess's test_user);
+    no-descriptor: a process with nothing to say holds no descriptor to its log, and makes no
+      file (a program that lists its descriptors, test_subprocess's test_pass_fds_redirected,
+      saw it).
+    """
+    def run_case(ctx, case_dir, state):
+        expect(os.geteuid() == 0, "needs root, to change user")
+        expect(shutil.which("setpriv"), "needs setpriv (util-linux)")
+        logs = Path(tempfile.mkdtemp(prefix="arenashim-logs.", dir="/tmp"))
+        try:
+            os.chmod(logs, 0o1777)
+            env = base_env()
+            env["LD_PRELOAD"] = str(ctx.build.lib.resolve())
+            env["ARENASHIM_OPTIONS"] = "log_path=%s/log.%%p,stats=1" % logs
+            as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+            if how == "exec-as-nobody":
+                argv, expected = as_nobody + ["id", "-u"], "%d\n" % NOBODY
+            elif how == "fork-exec-as-nobody":
+                argv = [PYTHON, "-c", "import subprocess, sys; r = subprocess.run(sys.argv[1:], user=%d); "
+                        "print('child exit status', r.returncode)" % NOBODY, str(ctx.build.bin / "counted"), "2", "2", "0"]
+                expected = None
+            else:
+                argv = [PYTHON, "-c", "import os; print(sorted(os.readlink('/proc/self/fd/%s' % f) "
+                        "for f in os.listdir('/proc/self/fd') if os.path.exists('/proc/self/fd/%s' % f)))"]
+                env["ARENASHIM_OPTIONS"] = "log_path=%s/log.%%p" % logs
+                expected = None
+            run = state["run"] = run_process(argv, env, 30 * ctx.timeout_scale, cwd=str(case_dir))
+            expect(run.rc == 0, "exit status %s: %s" % (describe_status(run.rc), run.err[-300:]))
+            files = sorted(logs.iterdir())
+            if how == "no-descriptor":
+                expect(str(logs) not in run.out, "the process holds its log open: %s" % run.out.strip())
+                expect(files == [], "a process with nothing to say made %s" % [f.name for f in files])
+                return
+            if expected is not None:
+                expect(run.out == expected, "stdout %r, expected %r" % (run.out, expected))
+            else:
+                expect("OK counted" in run.out and "child exit status 0" in run.out,
+                       "the child did not run as nobody with the preload: %r %r" % (run.out[-200:], run.err[-300:]))
+            by_nobody = [f for f in files if f.stat().st_uid == NOBODY]
+            expect(any("arenashim: statistics" in f.read_text() for f in by_nobody),
+                   "no log of nobody's holds the summary (%s)" % [(f.name, f.stat().st_uid) for f in files])
+        finally:
+            shutil.rmtree(logs, ignore_errors=True)
+    return run_case
+
+
+def issue14_log_file_cases(B):
+    return [FuncCase("files/log_path-" + how, log_file_case(how), programs=["counted"])
+            for how in ("exec-as-nobody", "fork-exec-as-nobody", "no-descriptor")]
+
+
 def issue14_cases(B):
     """The cases of issue 14, block by block."""
     c = []
@@ -1658,6 +1719,7 @@ def issue14_cases(B):
     c += issue14_fork_cases(B)
     c += syscall_failure_cases(B)
     c += issue14_verbose_cases(B)
+    c += issue14_log_file_cases(B)
     return c
 
 
