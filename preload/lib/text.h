@@ -16,7 +16,7 @@ struct text {
 };
 
 __attribute__((format(printf, 2, 3))) void text_append(struct text *text, const char *format, ...);
-/* s as a JSON string literal, quotes included. */
+/* s as a JSON string literal, quotes included; bytes that are not UTF-8 become U+FFFD. */
 void text_json_string(struct text *text, const char *s);
 /* NUL-terminates what fits; returns the length the whole text needs. */
 size_t text_finish(struct text *text);
