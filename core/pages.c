@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Every call below on chunk or metadata memory counts here (memory_calls in the statistics):
@@ -135,11 +136,59 @@ void chunk_prefer_huge_pages(uintptr_t start, size_t bytes)
         core_config.kernel_huge_pages = false;
 }
 
+/* Whether the page can be read: process_vm_readv on ourselves fails where a load would fault. */
+static bool page_readable(uintptr_t page)
+{
+    char probe;
+    struct iovec local = { &probe, 1 }, remote = { (void *)page, 1 };
+    return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == 1;
+}
+
+/* Pages looked at either side of a dangling access for its run (16 MiB each way). */
+#define RECOVER_RUN_PAGES_MAX 4096
+
+/* Out of kernel mappings (vm.max_map_count, 65530 by default: reached after some 32,000
+ * recovered pages with dead ones between them), making one page in the middle of a faulted
+ * run accessible would split its mapping in three, which the kernel refuses: the program would
+ * die of the dangling access recover mode promised to survive.  The inaccessible pages from
+ * the page to its nearest accessible neighbour are made accessible with it instead: they join
+ * that neighbour's mapping, so nothing is split.  Those few pages' dead objects then read
+ * without a report.  The shorter side first, then the other; false when no accessible page of
+ * the chunk space is within RECOVER_RUN_PAGES_MAX pages on a side that works. */
+static bool recover_run(uintptr_t page)
+{
+    uintptr_t start = page, end = page + PAGE_SIZE_BYTES;
+    bool left = false, right = false;
+    for (unsigned n = 0; n < RECOVER_RUN_PAGES_MAX && core_owns((void *)(start - PAGE_SIZE_BYTES)); n++) {
+        if ((left = page_readable(start - PAGE_SIZE_BYTES)))
+            break;
+        start -= PAGE_SIZE_BYTES;
+    }
+    for (unsigned n = 0; n < RECOVER_RUN_PAGES_MAX && core_owns((void *)end); n++) {
+        if ((right = page_readable(end)))
+            break;
+        end += PAGE_SIZE_BYTES;
+    }
+    bool left_first = left && (!right || page - start <= end - page - PAGE_SIZE_BYTES);
+    for (int attempt = 0; attempt < 2; attempt++, left_first = !left_first) {
+        if (left_first ? !left : !right)
+            continue;
+        uintptr_t from = left_first ? start : page, to = left_first ? page + PAGE_SIZE_BYTES : end;
+        if (pages_make_accessible(from, to - from)) {
+            stats_add(&core_counters.recovered_runs, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool dangling_page_recover(uintptr_t address)
 {
     /* Per page, not per chunk: the chunk's other dead objects must go on faulting. */
-    return core_config.options.on_dangling == ON_DANGLING_RECOVER &&
-           pages_make_accessible(address & ~(PAGE_SIZE_BYTES - 1), PAGE_SIZE_BYTES);
+    if (core_config.options.on_dangling != ON_DANGLING_RECOVER)
+        return false;
+    uintptr_t page = address & ~(PAGE_SIZE_BYTES - 1);
+    return pages_make_accessible(page, PAGE_SIZE_BYTES) || (errno == ENOMEM && recover_run(page));
 }
 
 /* A fresh PROT_NONE mapping with the reservation's own flags: the kernel drops the pages, and

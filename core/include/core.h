@@ -443,7 +443,9 @@ bool dangling_lookup(uintptr_t address, struct dangling_info *info);
 bool chunk_address_is_dead(const void *p);
 /* Recover mode, after a dangling access was reported: the page holding address becomes
  * accessible again (its contents were kept) and stays so until the scan frees its chunk.
- * false when not in recover mode or the kernel refuses. */
+ * Out of kernel mappings, the run of inaccessible pages from it to an accessible one does
+ * (counted in recovered_runs: their other dead objects are no longer reported).  false when
+ * not in recover mode or the kernel refuses even that. */
 bool dangling_page_recover(uintptr_t address);
 
 enum escape_kind { ESCAPE_ACCESS, ESCAPE_FREE };
@@ -565,6 +567,8 @@ struct core_counters {
     uint64_t kernel_refusals;    /* chunk memory the kernel refused (vm.max_map_count, ENOMEM) */
     uint64_t reclaims_skipped;   /* out of chunks, with nothing quarantined since the last
                                   * fruitless scan: no scan (it could free nothing) */
+    uint64_t recovered_runs;     /* recover mode out of kernel mappings: dangling accesses that
+                                  * made their whole run of dead pages accessible */
     struct thread_counters retired; /* threads that exited, and explicit arenas */
 };
 

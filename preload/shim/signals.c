@@ -27,6 +27,7 @@
 #include "arch.h"
 #include "dangling.h"
 #include "log.h"
+#include "proc.h"
 #include "scan_workers.h"
 #include "stats_out.h"
 #include "stop_world.h"
@@ -137,6 +138,19 @@ static void stop_signal_not_ours(int signal, siginfo_t *info, void *context)
     errno = saved_errno;
 }
 
+/* Once, when recover mode first ran out of kernel mappings and made more than the page of a
+ * dangling access accessible (dangling_page_recover): from then on some are not reported. */
+static void warn_once_if_runs_recovered(void)
+{
+    static int warned;
+    if (__atomic_load_n(&core_counters.recovered_runs, __ATOMIC_RELAXED) == 0 ||
+        __atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        return;
+    log_warn("on_dangling=recover: out of kernel mappings (vm.max_map_count %lu): a dangling access now "
+             "also makes the dead pages between it and an accessible page accessible, and later accesses "
+             "to those are not reported (counted in recovered_runs)", proc_max_map_count());
+}
+
 static void segv_handler(int signal, siginfo_t *info, void *context)
 {
     int saved_errno = errno;
@@ -151,6 +165,7 @@ static void segv_handler(int signal, siginfo_t *info, void *context)
         uint32_t site = escape_note((uintptr_t)info->si_addr, ESCAPE_ACCESS, &first);
         report_dangling(&dangling, context, site, context_fault_is_write(context));
         if (dangling_page_recover((uintptr_t)info->si_addr)) {
+            warn_once_if_runs_recovered();
             errno = saved_errno;
             return;
         }
@@ -186,8 +201,10 @@ bool dangling_buffer_check(uintptr_t buffer, size_t len, bool write)
         bool first;
         uint32_t site = escape_note(address, ESCAPE_ACCESS, &first);
         report_dangling(&dangling, NULL, site, write);
-        if (dangling_page_recover(page))
+        if (dangling_page_recover(page)) {
+            warn_once_if_runs_recovered();
             continue;
+        }
         stats_write();
         restore_default(SIGSEGV);
         raise(SIGSEGV);
