@@ -456,7 +456,8 @@ def setuid_options_check(setuid):
             user_dir = home / "user"
             user_dir.mkdir()
             os.chown(user_dir, NOBODY, NOBODY)
-            options = "log_path=%s/log,stats_json=%s/stats.json,on_dangling=recover" % (user_dir, user_dir)
+            # verbose=1: the log file is made by the first message (log.c), and verbose has one.
+            options = "log_path=%s/log,stats_json=%s/stats.json,on_dangling=recover,verbose=1" % (user_dir, user_dir)
             # env sets the variables for the program alone: setpriv and env run without them.
             argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
                     "env", "LD_PRELOAD=" + (name if setuid else str(library)), "ARENASHIM_OPTIONS=" + options,
