@@ -132,10 +132,29 @@ void shim_heap_follow_for_discovery(void)
     __atomic_store_n(&heap.malloc, discovered_malloc, __ATOMIC_RELEASE);
 }
 
+/* A thread whose first call into jemalloc is a free gets a minimal thread state, completed
+ * later by whatever fetches it.  With our wrappers on the arenas' extent hooks
+ * (collect/heap_ranges.c), that can be jemalloc's default merge or split hook called from
+ * that very free with an extent lock held: completing the state allocates the thread's cache
+ * and takes the lock again, and the thread waits for itself for ever (Python's
+ * test_faulthandler: a C thread whose one heap call frees the main thread's alternate signal
+ * stack).  So the first free of a thread that has not allocated from the heap yet is preceded
+ * by an allocation, which completes the state before any lock is held.  Every allocation
+ * notes the thread (a store), so that a thread exiting (glibc frees its own buffers after
+ * jemalloc has let go of the thread's state) never allocates again. */
+static __thread bool heap_thread_started;
+
+static __attribute__((noinline)) void heap_thread_start(void)
+{
+    heap_thread_started = true;
+    heap.free(heap.malloc(1));
+}
+
 /* jemalloc's malloc sets errno to ENOMEM itself (the bootstrap path before start-up may
  * not, but nothing that early runs out of memory): a tail call, no frame. */
 static inline void *heap_alloc(size_t size)
 {
+    heap_thread_started = true;
     return heap.malloc(size);
 }
 
@@ -144,6 +163,7 @@ static inline void *heap_alloc_aligned(size_t size, size_t alignment)
     /* jemalloc's malloc aligns small size classes only to 8 bytes. */
     if (alignment <= 8)
         return heap_alloc(size);
+    heap_thread_started = true;
     void *p = mallocx(size ? size : 1, MALLOCX_ALIGN(alignment));
     if (unlikely(p == NULL))
         errno = ENOMEM;
@@ -152,11 +172,14 @@ static inline void *heap_alloc_aligned(size_t size, size_t alignment)
 
 static inline void *heap_calloc(size_t size)
 {
+    heap_thread_started = true;
     return heap.calloc(1, size);
 }
 
 static inline void heap_free(void *p)
 {
+    if (unlikely(!heap_thread_started) && p != NULL)
+        heap_thread_start();
     heap.free(p);
 }
 
@@ -334,6 +357,7 @@ static void *reallocate(void *p, size_t size, const void *caller)
         heap_free(p);
         return NULL;
     }
+    heap_thread_started = true;
     void *q = heap.realloc(p, size);
     if (unlikely(q == NULL))
         errno = ENOMEM;

@@ -1724,6 +1724,12 @@ def recovered_runs_check(run, case_dir):
         reports, s["dangling_accesses"]))
 
 
+def first_free_thread_cases(B):
+    # A hang is the failure: the timeout ends it (the run takes well under a second).
+    return [Case("threads/first-heap-call-is-free", [B + "first_free_thread", "10"], timeout=30,
+                 stdout="OK first_free_thread 10\n", stderr_empty=True)]
+
+
 def recover_out_of_mappings_cases(B):
     # 2000 regions with about 100 mappings left: after some 50 reads the limit is reached.
     return [Case("limits/recover-out-of-mappings", [B + "recover_map_limit", "100", "2000"],
@@ -1743,6 +1749,7 @@ def issue14_cases(B):
     c += issue14_verbose_cases(B)
     c += issue14_log_file_cases(B)
     c += recover_out_of_mappings_cases(B)
+    c += first_free_thread_cases(B)
     return c
 
 
