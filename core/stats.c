@@ -34,6 +34,7 @@ const struct counter_field core_counter_fields[] = {
     CORE_FIELD(scan_threads_last),
     CORE_FIELD(dangling_accesses),  CORE_FIELD(fallback_allocs),    CORE_FIELD(reserve_exhausted),
     CORE_FIELD(kernel_refusals),    CORE_FIELD(reclaims_skipped),   CORE_FIELD(recovered_runs),
+    CORE_FIELD(ends_unprotected),
 };
 const unsigned core_counter_field_count = sizeof core_counter_fields / sizeof core_counter_fields[0];
 

@@ -568,7 +568,9 @@ struct core_counters {
     uint64_t reclaims_skipped;   /* out of chunks, with nothing quarantined since the last
                                   * fruitless scan: no scan (it could free nothing) */
     uint64_t recovered_runs;     /* recover mode out of kernel mappings: dangling accesses that
-                                  * made their whole run of dead pages accessible */
+                                  * made their neighbouring dead pages accessible too */
+    uint64_t ends_unprotected;   /* recover mode: dead ranges the kernel refused to protect,
+                                  * left accessible with their contents */
     struct thread_counters retired; /* threads that exited, and explicit arenas */
 };
 
