@@ -15,7 +15,8 @@ and recursion, and say precisely what broke.
 What it does.  Each case is one test module of Debian's python3.11 (the binary links
 libpython statically and exports its API, so its functions can be marked by name), run as
 `python3.11 -m test -v --timeout T MODULE` in a fresh temporary folder (cwd, HOME and TMPDIR;
-mode 1777, because some tests run children as another user):
+mode 1777, because some tests run children as another user), with LC_ALL=C and none of the
+caller's PYTHON* variables:
 
   1. plainly: the module must pass and run tests (exit status 0; in the default slice a
      module that fails plainly fails its case, since the slice lists modules that pass on
@@ -171,7 +172,9 @@ class Suite:
         return work
 
     def regrtest(self, module, work, extra_env, timeout):
-        env = harness.clean_env()
+        # Without the caller's PYTHON* variables: PYTHONUNBUFFERED or PYTHONDONTWRITEBYTECODE
+        # (set in this project's CI) change what test_cmd_line, test_compileall and others check.
+        env = {k: v for k, v in harness.clean_env().items() if not k.startswith("PYTHON")}
         env.update({"HOME": str(work), "TMPDIR": str(work), "PATH": "/usr/bin:/bin"})
         env.update(extra_env)
         # regrtest's own timeout dumps the tracebacks of a hung test before ours kills it all.
