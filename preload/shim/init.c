@@ -18,6 +18,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,29 @@ static void check_directory_writable(const char *key, const char *path)
     if (access(directory, W_OK) != 0)
         log_fatal_startup("ARENASHIM_OPTIONS: %s=%s: cannot write in directory '%s' (%s); give a path "
                           "in a writable directory", key, path, directory, strerror(errno));
+}
+
+/* libunwind opens a pipe the first time it unwinds (it validates addresses by writing them
+ * to it) and keeps it for the life of the process.  Opened while a standard descriptor is
+ * closed, the pipe takes its number: a program started with stdin or stdout closed
+ * (posix_spawn's close action, `cmd >&-`, a daemon) finds it open (Python's test_cmd_line and
+ * test_posix did, in tests/peer).  So the warm-up that makes libunwind open it runs with the
+ * closed standard descriptors held by /dev/null, closed again after. */
+static void warm_up_unwinder(void)
+{
+    int held[3], count = 0;
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (got == fd)
+            held[count++] = got;
+        else if (got >= 0)
+            close(got);
+    }
+    report_warm_up();
+    while (count > 0)
+        close(held[--count]);
 }
 
 /* Hooked frames return into the exit stub: reports and traces walk with real addresses. */
@@ -165,7 +189,7 @@ static void initialize(void)
     if (!binding_init())
         log_fatal_startup("cannot create the thread-exit key");
     binding_set_thread_exit_listener(shadow_stack_thread_exit);
-    report_warm_up();
+    warm_up_unwinder();
     report_set_unwind_fixup(&shadow_stack_fixup);
     alloc_trace_init();
     timeseries_init();

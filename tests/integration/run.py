@@ -1705,6 +1705,15 @@ def log_file_case(how):
     return run_case
 
 
+def closed_standard_descriptors_cases(B):
+    # A program started with stdin and stderr closed finds them closed: libunwind's pipe (opened
+    # at start-up, kept for ever) took descriptor 0 (Python's test_cmd_line, test_posix).
+    script = ("import os; print(*['open' if os.path.exists('/proc/self/fd/%d' % fd) else 'closed' "
+              "for fd in (0, 2)])")
+    return [Case("files/closed-standard-descriptors", ["sh", "-c", 'exec <&- 2>&-; exec %s -c "%s"' % (PYTHON, script)],
+                 stdout="closed closed\n", same_as_plain=True)]
+
+
 def issue14_log_file_cases(B):
     return [FuncCase("files/log_path-" + how, log_file_case(how), programs=["counted"])
             for how in ("exec-as-nobody", "fork-exec-as-nobody", "no-descriptor")]
@@ -1756,6 +1765,7 @@ def issue14_cases(B):
     c += issue14_log_file_cases(B)
     c += recover_out_of_mappings_cases(B)
     c += first_free_thread_cases(B)
+    c += closed_standard_descriptors_cases(B)
     return c
 
 
