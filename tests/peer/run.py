@@ -195,8 +195,11 @@ class Suite:
 
 
 def tail(output, lines=25):
+    """The failing tests unittest names (its FAIL:/ERROR: headers, the first 10), then the
+    last lines."""
     text = output.decode(errors="replace") if isinstance(output, bytes) else output
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    failing = re.findall(r"^(?:FAIL|ERROR): .*$", text, re.M)[:10]
+    return "\n".join(failing + ["..."] * bool(failing) + text.rstrip().splitlines()[-lines:])
 
 
 def test_counts(run):
