@@ -72,6 +72,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -338,6 +339,11 @@ def main():
             print("%-28s every marker opened regions over the run" % final_case)
         return 0
 
+    # A shell starts a background job with SIGINT ignored, and exec keeps that: the tests
+    # that interrupt themselves (test_signal, test_threading, test_generators...) would fail
+    # plainly.  Children get the default disposition back.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="arenashim-peer.")
     os.chmod(tmp, 0o755)
