@@ -49,12 +49,12 @@ cache, zlib's window, expat's buffer) are the dangling accesses the reports show
 
 The default set (SLICE) is about 40 modules covering strings, unicode, codecs, json, re,
 collections, itertools, dict/list/set/tuple, functools, pickle, datetime, decimal, float,
-long, the compiler and AST, XML, zlib, threads and os/subprocess; it takes about 2-3 minutes
+long, the compiler and AST, XML, zlib, threads and os/subprocess; it takes about a minute
 on two CPUs.  A case named MODULE+malloc runs both runs with PYTHONMALLOC=malloc: Python's
 small-object allocator is off, so every object made inside a region is region memory, and
 the freelists and caches that keep some make thousands of dangling reads (two in the default
 set; --all adds the four that recover the most, past the kernel's mapping limit).  Debian 12 does not ship test_sqlite3 (sqlite3's module is exercised by none of
-these).  --all runs every module `python3.11 -m test --list-tests` names (431: 30-60 minutes)
+these).  --all runs every module `python3.11 -m test --list-tests` names (431: 35 minutes)
 and --json FILE writes the per-module results; docs/peer-tests.md has what it found.
 Modules run -j N at a time (default 2), each plain then marked; the lines come in the list's
 order.  No time limit is asserted: the timeouts only stop hangs.
@@ -109,7 +109,7 @@ MARKERS = [
      "buffers grow inside and are kept in the parser"),
 ]
 
-# The default set, in the order the lines are printed.  Chosen to finish in 2-3 minutes on
+# The default set, in the order the lines are printed.  Chosen to finish in about a minute on
 # two CPUs with every marker firing; subprocess-heavy modules (each child interpreter pays
 # the markers' set-up: test_subprocess starts 300) are in --all only.
 SLICE = [
@@ -311,7 +311,7 @@ def main():
     parser.add_argument("--build", default="build", help="the meson build folder (default: build)")
     parser.add_argument("-k", dest="filter", default="", help="run only the cases whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
-    parser.add_argument("--all", action="store_true", help="every module of the test suite (30-60 minutes)")
+    parser.add_argument("--all", action="store_true", help="every module of the test suite (about 35 minutes on two CPUs)")
     parser.add_argument("-j", dest="jobs", type=int, default=2, help="modules at a time (default 2)")
     parser.add_argument("--json", help="write the per-module results to this file")
     args = parser.parse_args()
