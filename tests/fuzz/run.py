@@ -174,7 +174,7 @@ def _build(ctx, target):
     command = [cc] + CFLAGS + includes + sources + ["-o", str(binary)]
     digest = hashlib.sha256(" ".join(command).encode())
     inputs = list(sources)
-    for folder in spec["includes"] + sorted({str(Path(s).parent) for s in spec["sources"]}):
+    for folder in spec["includes"] + sorted({str(Path(s).parent) for s in spec["sources"]}) + ["tests/fuzz"]:
         inputs += sorted(str(p) for p in (ROOT / folder).glob("*.h"))
     for path in inputs:
         digest.update(path.encode() + b"\0" + Path(path).read_bytes())

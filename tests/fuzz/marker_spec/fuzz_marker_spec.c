@@ -34,6 +34,7 @@
  *     same records.
  * A broken invariant prints what broke and aborts: libFuzzer keeps the input as a crash.
  */
+#include "../print_escaped.h"
 #include "marker_spec.h"
 
 #include <stdio.h>
@@ -49,19 +50,6 @@
 static const char *current_text;
 static size_t current_len;
 
-/* The input as a C string literal would show it: a control byte or a NUL cannot hide. */
-static void print_escaped(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\\' || c == '\'')
-            fprintf(stderr, "\\%c", c);
-        else if (c >= 0x20 && c < 0x7f)
-            fputc(c, stderr);
-        else
-            fprintf(stderr, "\\x%02x", c);
-    }
-}
 
 
 #define REQUIRE(condition, ...)                                                                 \

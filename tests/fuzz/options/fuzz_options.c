@@ -25,6 +25,7 @@
  *     optional K/M/G/T with optional i and B, no overflow).
  * A broken invariant prints what broke and aborts: libFuzzer keeps the input as a crash.
  */
+#include "../print_escaped.h"
 #include "options.h"
 
 #include <stdio.h>
@@ -40,19 +41,6 @@
 
 static const char *current_text;
 
-/* The input as a C string literal would show it: a control byte or a NUL cannot hide. */
-static void print_escaped(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\\' || c == '\'')
-            fprintf(stderr, "\\%c", c);
-        else if (c >= 0x20 && c < 0x7f)
-            fputc(c, stderr);
-        else
-            fprintf(stderr, "\\x%02x", c);
-    }
-}
 
 
 #define REQUIRE(condition, ...)                                                                 \
